@@ -1,0 +1,61 @@
+# The two commands that set everything up on a fresh machine are `make book` and `make test`.
+# Both create .venv from requirements.lock when it is missing or out of date.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHAPTER ?=
+ARGS ?=
+PORT ?= 8000
+
+.PHONY: help venv book book-strict serve test test-lib test-chapters execute run bench lock clean
+
+help:
+	@echo "make book                 build the HTML site from the committed executed notebooks"
+	@echo "make serve                serve the built site on http://localhost:$(PORT)"
+	@echo "make test                 library tests, pairing test, runner tests, nbval on every chapter, strict build"
+	@echo "make run CHAPTER=01 ARGS='-p beta 8'   rerun a chapter with new parameters into runs/"
+	@echo "make execute [CHAPTER=01] re-execute chapters in place after editing their .md source"
+	@echo "make bench                run the benchmarks in benchmarks/"
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html  (view it with: make serve)"
+
+# A from-scratch build, so a warning hidden by Sphinx's cache cannot slip through.
+book-strict: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
+
+serve:
+	@test -f _build/html/index.html || { echo "no site yet: run make book first"; exit 1; }
+	$(PY) -m http.server $(PORT) --directory _build/html
+
+test: $(STAMP)
+	$(PY) -m pytest tests chapters --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
+	$(MAKE) --no-print-directory book-strict
+
+execute: $(STAMP)
+	$(PY) -m ambridge.execute $(CHAPTER)
+
+run: $(STAMP)
+	@test -n "$(CHAPTER)" || { echo "usage: make run CHAPTER=01 ARGS='-p name value'"; exit 2; }
+	$(PY) -m ambridge.run $(CHAPTER) $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/retrieval.py
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	@echo "wrote requirements.lock.new; review it and move it over requirements.lock"
+
+clean:
+	rm -rf _build runs
