@@ -1,0 +1,260 @@
+"""Retrieval: the dynamics that carry a state downhill on an energy to a memory.
+
+Two kinds, as in the book:
+
+- :func:`gradient_flow` — explicit Euler steps x ← x − η∇E(x) on *any* energy, the gradient from autograd;
+- closed-form updates — :func:`mean_shift_step` (one step of size σ² on the KDE negative log-likelihood),
+  :func:`hopfield_update` (Ramsauer et al.'s ξ ← Xᵀ softmax(βXξ)) and :func:`clam_step`. All three are a
+  softmax-weighted average of the memories, i.e. **attention** with the state as query and the memories as keys and
+  values, and :func:`attention_update` runs them on ``torch.nn.functional.scaled_dot_product_attention`` (fused
+  kernels on a GPU) whenever the algebra allows.
+
+Why the algebra allows it: −‖x − x_n‖²/(2σ²) = xᵀx_n/σ² − ‖x_n‖²/(2σ²) − ‖x‖²/(2σ²). The last term is the same for
+every n and cancels in the softmax; the middle one is a per-pattern bias, passed as an additive attention mask
+(and dropped entirely when every ‖x_n‖ is equal — data on a sphere — so the mask-free flash kernels apply).
+With a different bandwidth per centre, −‖x‖²/(2σ_n²) no longer cancels: that case takes the exact path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from . import _shapes
+from .energies import squared_distances
+
+__all__ = [
+    "Trajectory",
+    "energy_gradient",
+    "gradient_flow",
+    "attention_update",
+    "mean_shift_step",
+    "hopfield_update",
+    "clam_step",
+    "FixedPoint",
+    "iterate_to_fixed_point",
+]
+
+Energy = Callable[[torch.Tensor], torch.Tensor]
+Method = Literal["auto", "sdpa", "exact"]
+
+
+@dataclass
+class Trajectory:
+    """States and energies along a run: ``states`` (T+1, ..., D), ``energies`` (T+1, ...)."""
+
+    states: torch.Tensor
+    energies: torch.Tensor
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.states[-1]
+
+
+def energy_gradient(energy: Energy, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∇E(x), E(x)) for a batch of states ``(..., D)``, by autograd. Each state's gradient is its own
+    (the energies are summed before differentiating, and states do not interact)."""
+    state = _shapes.points("state", state)
+    with torch.enable_grad():
+        x = state.detach().requires_grad_(True)
+        values = energy(x)
+        if values.shape != state.shape[:-1]:
+            raise ValueError(f"energy must map (..., D) to (...): got {tuple(values.shape)} for {tuple(state.shape)}")
+        (grad,) = torch.autograd.grad(values.sum(), x)
+    return grad, values.detach()
+
+
+def gradient_flow(energy: Energy, init: torch.Tensor, *, step_size: float, n_steps: int) -> Trajectory:
+    """Retrieval on any energy: n_steps explicit Euler steps x_{t+1} = x_t − η ∇E(x_t), η = ``step_size``.
+
+    For an L-smooth energy and η ≤ 2/L the energy never increases (the descent lemma). ``init``: (..., D).
+    """
+    _shapes.positive("step_size", step_size)
+    if not isinstance(n_steps, int) or n_steps < 0:
+        raise ValueError(f"`n_steps` must be an integer >= 0, got {n_steps!r}")
+    x = _shapes.points("init", init).detach()
+    states, energies = [x], []
+    for _ in range(n_steps):
+        grad, value = energy_gradient(energy, x)
+        energies.append(value)
+        x = x - step_size * grad
+        states.append(x)
+    energies.append(energy_gradient(energy, x)[1])
+    return Trajectory(torch.stack(states), torch.stack(energies))
+
+
+def attention_update(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    *,
+    scale: float,
+    bias: torch.Tensor | None = None,
+    method: Method = "auto",
+    precision: torch.dtype | None = None,
+) -> torch.Tensor:
+    """softmax(scale · q kᵀ + bias) v for every query — one retrieval step of a modern associative memory.
+
+    ``queries``: (..., D); ``keys``: (N, D); ``values``: (N, Dv); ``bias``: (N,) or None  →  (..., Dv).
+    ``method="sdpa"`` (and ``"auto"``) uses ``torch.nn.functional.scaled_dot_product_attention``, with the bias as
+    an additive mask; ``"exact"`` forms the logits explicitly. ``precision`` is the dtype the step is computed in
+    (default: the queries' dtype); the result is returned in the queries' dtype. Half precision is fast on GPUs;
+    it loses digits, so check it against float32 where it matters.
+    """
+    keys = _shapes.patterns("keys", keys)
+    queries = _shapes.points("queries", queries, dim=keys.shape[1])
+    if values.ndim != 2 or values.shape[0] != keys.shape[0]:
+        raise ValueError(f"`values` must have shape ({keys.shape[0]}, Dv), got {tuple(values.shape)}")
+    bias = _shapes.per_pattern("bias", bias, keys.shape[0])
+    _shapes.positive("scale", scale)
+    if method not in ("auto", "sdpa", "exact"):
+        raise ValueError(f"`method` must be 'auto', 'sdpa' or 'exact', got {method!r}")
+    out_dtype = queries.dtype
+    dtype = precision or queries.dtype
+    batch_shape = queries.shape[:-1]
+    q = queries.reshape(1, -1, queries.shape[-1]).to(dtype)  # (1, Q, D)
+    k, v = keys.to(dtype).unsqueeze(0), values.to(dtype).unsqueeze(0)
+    if method == "exact":
+        logits = scale * (q @ k.transpose(-1, -2))
+        if bias is not None:
+            logits = logits + bias.to(dtype)
+        out = torch.softmax(logits, dim=-1) @ v
+    else:
+        mask = None if bias is None else bias.to(dtype).expand(q.shape[1], -1).unsqueeze(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=float(scale))
+    return out.reshape(*batch_shape, values.shape[1]).to(out_dtype)
+
+
+def _on_sphere(norms_sq: torch.Tensor) -> bool:
+    """True when all patterns have the same norm (to float precision): the per-pattern bias is then a constant."""
+    spread = norms_sq.max() - norms_sq.min()
+    return bool(spread <= 1e-6 * norms_sq.max().clamp_min(1e-30))
+
+
+def mean_shift_step(
+    state: torch.Tensor,
+    data: torch.Tensor,
+    bandwidth: float | torch.Tensor,
+    *,
+    log_weights: torch.Tensor | None = None,
+    method: Method = "auto",
+    precision: torch.dtype | None = None,
+) -> torch.Tensor:
+    """One mean-shift step on a Gaussian kernel density estimate (Comaniciu & Meer 2002):
+
+        x ← Σ_n r_n(x) x_n,   r = softmax_n(log w_n − ‖x − x_n‖²/(2σ²)),
+
+    which is the gradient step x − σ²∇(−log p̂)(x). With a bandwidth per centre σ_n (a general isotropic Gaussian
+    mixture with weights w_n) it is the mode-seeking fixed-point step x ← Σ r_n x_n/σ_n² / Σ r_n/σ_n², with
+    r_n ∝ w_n σ_n^{−D} exp(−‖x − x_n‖²/(2σ_n²)); both never increase −log p̂.
+
+    ``state``: (..., D); ``data``: (N, D); ``bandwidth``: σ scalar or (N,); ``log_weights``: (N,) or None (uniform)
+    →  (..., D). ``method``: ``"auto"`` uses fused attention when the bandwidth is shared and the exact path
+    otherwise; ``"sdpa"`` insists on attention; ``"exact"`` computes distances directly.
+    """
+    data = _shapes.patterns("data", data)
+    state = _shapes.points("state", state, dim=data.shape[1])
+    log_weights = _shapes.per_pattern("log_weights", log_weights, data.shape[0])
+    _shapes.positive("bandwidth", bandwidth)
+    per_centre = isinstance(bandwidth, torch.Tensor) and bandwidth.ndim > 0
+    if per_centre:
+        bandwidth = _shapes.per_pattern("bandwidth", bandwidth, data.shape[0])
+        if method == "sdpa":
+            raise ValueError("a bandwidth per centre has no attention form; use method='exact' or 'auto'")
+        return _mixture_mode_step(state, data, bandwidth, log_weights, precision)
+    sigma_sq = float(bandwidth) ** 2
+    if method == "exact":
+        dtype = precision or state.dtype
+        logits = -squared_distances(state.to(dtype), data.to(dtype)) / (2 * sigma_sq)
+        if log_weights is not None:
+            logits = logits + log_weights.to(dtype)
+        return (torch.softmax(logits, dim=-1) @ data.to(dtype)).to(state.dtype)
+    norms_sq = data.pow(2).sum(-1)
+    bias = None if _on_sphere(norms_sq) else -norms_sq / (2 * sigma_sq)
+    if log_weights is not None:
+        bias = log_weights if bias is None else bias + log_weights
+    return attention_update(state, data, data, scale=1 / sigma_sq, bias=bias, method=method, precision=precision)
+
+
+def _mixture_mode_step(state, centres, bandwidth, log_weights, precision):
+    dtype = precision or state.dtype
+    var = bandwidth.to(dtype) ** 2
+    logits = -squared_distances(state.to(dtype), centres.to(dtype)) / (2 * var) - 0.5 * centres.shape[1] * var.log()
+    if log_weights is not None:
+        logits = logits + log_weights.to(dtype)
+    r = torch.softmax(logits, dim=-1) / var  # (..., N): r_n / σ_n²
+    return ((r @ centres.to(dtype)) / r.sum(-1, keepdim=True)).to(state.dtype)
+
+
+def hopfield_update(
+    state: torch.Tensor,
+    memories: torch.Tensor,
+    beta: float,
+    *,
+    method: Method = "auto",
+    precision: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Modern Hopfield update (Ramsauer et al. 2021): ξ ← Xᵀ softmax(β X ξ), the memories as rows of X.
+
+    It is attention with Q = ξ and K = V = X. ``state``: (..., D); ``memories``: (N, D)  →  (..., D).
+    """
+    _shapes.positive("beta", beta)
+    return attention_update(state, memories, memories, scale=beta, method=method, precision=precision)
+
+
+def clam_step(
+    state: torch.Tensor,
+    memories: torch.Tensor,
+    beta: float,
+    *,
+    step_size: float = 1.0,
+    method: Method = "auto",
+    precision: torch.dtype | None = None,
+) -> torch.Tensor:
+    """One Euler step of CLAM's dynamics τ dv/dt = Σ_k r_k(v)(μ_k − v), r = softmax(−β‖μ − v‖²):
+
+        v ← v + Δt Σ_k r_k (μ_k − v) = v − (Δt/2) ∇E_CLAM(v),   Δt = ``step_size`` ∈ (0, 1].
+
+    Δt = 1 is the fixed-point iteration v ← Σ_k r_k μ_k, i.e. mean shift with σ² = 1/(2β). The energy never
+    increases for Δt ≤ 1 (the Hessian of E_CLAM is at most 2·I). ``state``: (..., D); ``memories``: (K, D).
+    """
+    _shapes.positive("beta", beta)
+    if not 0 < step_size <= 1:
+        raise ValueError(f"`step_size` must be in (0, 1], got {step_size!r}")
+    target = mean_shift_step(state, memories, (2 * beta) ** -0.5, method=method, precision=precision)
+    return state + step_size * (target - state)
+
+
+@dataclass
+class FixedPoint:
+    """Result of :func:`iterate_to_fixed_point`: final ``state`` (..., D), ``n_iter`` taken, and per-state
+    ``converged`` (...) flags (last step moved less than ``tol``)."""
+
+    state: torch.Tensor
+    n_iter: int
+    converged: torch.Tensor
+
+
+def iterate_to_fixed_point(
+    update: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, *, max_iter: int = 1000, tol: float = 1e-6
+) -> FixedPoint:
+    """Apply ``update`` until every state moves less than ``tol`` (Euclidean) in one step, or ``max_iter`` steps.
+
+    States that have converged are frozen, so the result does not depend on how long the slowest one takes.
+    """
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"`max_iter` must be an integer >= 1, got {max_iter!r}")
+    _shapes.positive("tol", tol)
+    x = _shapes.points("init", init)
+    done = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)
+    for it in range(1, max_iter + 1):
+        new = update(x)
+        moved = (new - x).norm(dim=-1)
+        x = torch.where(done.unsqueeze(-1), x, new)
+        done = done | (moved < tol)
+        if bool(done.all()):
+            return FixedPoint(x, it, done)
+    return FixedPoint(x, max_iter, done)
