@@ -19,7 +19,7 @@ def _count(name: str, value: int, low: int = 1) -> int:
 def binary_patterns(n: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` random patterns of ±1, each entry independent and fair — the classical Hopfield setting. → (n, dim)."""
     _count("n", n), _count("dim", dim)
-    return torch.randint(0, 2, (n, dim), generator=generator).float() * 2 - 1
+    return torch.randint(0, 2, (n, dim), generator=generator).to(torch.get_default_dtype()) * 2 - 1
 
 
 def flip_signs(patterns: torch.Tensor, fraction: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -34,14 +34,15 @@ def flip_signs(patterns: torch.Tensor, fraction: float, *, generator: torch.Gene
 
 
 def sphere_points(
-    n: int, dim: int, *, radius: float = 1.0, generator: torch.Generator | None = None, dtype=torch.float32
+    n: int, dim: int, *, radius: float = 1.0, generator: torch.Generator | None = None, dtype=None
 ) -> torch.Tensor:
-    """``n`` points uniform on the sphere of radius ``radius`` in ℝ^dim (normalised Gaussians). → (n, dim)."""
+    """``n`` points uniform on the sphere of radius ``radius`` in ℝ^dim (normalised Gaussians), in ``dtype``
+    (default: torch's default dtype). → (n, dim)."""
     _count("n", n), _count("dim", dim)
     if not radius > 0:
         raise ValueError(f"`radius` must be > 0, got {radius!r}")
     x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
-    return (radius * x / x.norm(dim=-1, keepdim=True)).to(dtype)
+    return (radius * x / x.norm(dim=-1, keepdim=True)).to(dtype or torch.get_default_dtype())
 
 
 def mixture_means(

@@ -70,9 +70,16 @@ def plot_landscape(
     memories: torch.Tensor | None = None,
     colorbar: bool = True,
     cmap: str = "viridis",
+    clip_quantile: float | None = 0.6,
 ):
-    """Filled contours of a 2-D energy (low = dark), the memories as white crosses. Returns the contour set."""
+    """Filled contours of a 2-D energy (low = dark), the memories as white crosses. Returns the contour set.
+
+    Energies grow quadratically away from the memories, which would spend every colour on the far corners:
+    values above the ``clip_quantile`` of the grid share the top colour, so the basins keep their detail.
+    """
     gx, gy, values = energy_grid(energy, xlim, ylim, resolution)
+    if clip_quantile is not None:
+        values = np.minimum(values, np.quantile(values, clip_quantile))
     cs = ax.contourf(gx, gy, values, levels=levels, cmap=cmap)
     if memories is not None:
         m = memories.detach().cpu().numpy()

@@ -16,6 +16,7 @@ import argparse
 import ast
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -87,8 +88,9 @@ def resolve_chapter(chapter: str | os.PathLike) -> Path:
     path = Path(text)
     if path.suffix in (".md", ".ipynb") or os.sep in text or "/" in text:
         md = path.with_suffix(".md")
-        if md.is_file():
-            return md.resolve()
+        for candidate in (md, chapters_dir() / md.name):  # "01_x.md" typed from the root also finds chapters/
+            if candidate.is_file():
+                return candidate.resolve()
         raise UsageError(f"no chapter source {md}")
     found = available_chapters()
     if text.isdigit():
@@ -344,11 +346,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+class _QuietPapermill(logging.Filter):
+    """Drop papermill's parameter-inference warnings: :func:`merge_parameters` has already checked every name
+    against the cell's `ast`, and papermill's line parser gives up on comments holding an ``=`` (``# >= 0``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Unable to parse line") or message.startswith("Passed unknown parameter"))
+
+
 def _execute(md: Path, output: Path, chosen: dict, *, cwd: Path, quiet: bool, verbose: bool) -> tuple[int, dict]:
     """Execute with papermill; return the exit code and the record fields (wall time, status, error)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    for name in ("papermill", "papermill.translators"):  # a filter only sees records of its own logger
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietPapermill) for f in logger.filters):
+            logger.addFilter(_QuietPapermill())
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
