@@ -34,6 +34,13 @@ def positive(name: str, value) -> torch.Tensor | float:
     return value
 
 
+def count(name: str, value, low: int = 0) -> int:
+    """Check that ``value`` is an integer >= ``low`` (a bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
+    return value
+
+
 def per_pattern(name: str, value, n: int) -> torch.Tensor | None:
     """Check an optional per-pattern vector ``(N,)``."""
     if value is None:

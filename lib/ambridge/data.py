@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import torch
 
+from . import _shapes
+
 __all__ = ["binary_patterns", "flip_signs", "sphere_points", "mixture_means", "sample_mixture"]
 
 
 def _count(name: str, value: int, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
-    return value
+    return _shapes.count(name, value, low)
 
 
 def binary_patterns(n: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -74,8 +74,7 @@ def gradient_flow(energy: Energy, init: torch.Tensor, *, step_size: float, n_ste
     For an L-smooth energy and η ≤ 2/L the energy never increases (the descent lemma). ``init``: (..., D).
     """
     _shapes.positive("step_size", step_size)
-    if not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(f"`n_steps` must be an integer >= 0, got {n_steps!r}")
+    _shapes.count("n_steps", n_steps)
     x = _shapes.points("init", init).detach()
     states, energies = [x], []
     for _ in range(n_steps):
@@ -107,6 +106,8 @@ def attention_update(
     """
     keys = _shapes.patterns("keys", keys)
     queries = _shapes.points("queries", queries, dim=keys.shape[1])
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+        raise TypeError("`values` must be a floating-point torch.Tensor of shape (N, Dv)")
     if values.ndim != 2 or values.shape[0] != keys.shape[0]:
         raise ValueError(f"`values` must have shape ({keys.shape[0]}, Dv), got {tuple(values.shape)}")
     bias = _shapes.per_pattern("bias", bias, keys.shape[0])
@@ -130,9 +131,13 @@ def attention_update(
 
 
 def _on_sphere(norms_sq: torch.Tensor) -> bool:
-    """True when all patterns have the same norm (to float precision): the per-pattern bias is then a constant."""
+    """True when all patterns have the same norm to the precision of their dtype: the bias is then a constant.
+
+    The tolerance is a few ulps of ‖x_n‖², the rounding a norm computed in that dtype carries anyway; any larger
+    spread is real and keeps the bias (dropping it would shift the logits by spread/(2σ²)).
+    """
     spread = norms_sq.max() - norms_sq.min()
-    return bool(spread <= 1e-6 * norms_sq.max().clamp_min(1e-30))
+    return bool(spread <= 4 * torch.finfo(norms_sq.dtype).eps * norms_sq.max())
 
 
 def mean_shift_step(
@@ -203,6 +208,8 @@ def hopfield_update(
     It is attention with Q = ξ and K = V = X. ``state``: (..., D); ``memories``: (N, D)  →  (..., D).
     """
     _shapes.positive("beta", beta)
+    memories = _shapes.patterns("memories", memories)
+    state = _shapes.points("state", state, dim=memories.shape[1])
     return attention_update(state, memories, memories, scale=beta, method=method, precision=precision)
 
 
@@ -223,6 +230,8 @@ def clam_step(
     increases for Δt ≤ 1 (the Hessian of E_CLAM is at most 2·I). ``state``: (..., D); ``memories``: (K, D).
     """
     _shapes.positive("beta", beta)
+    memories = _shapes.patterns("memories", memories)
+    state = _shapes.points("state", state, dim=memories.shape[1])
     if not 0 < step_size <= 1:
         raise ValueError(f"`step_size` must be in (0, 1], got {step_size!r}")
     target = mean_shift_step(state, memories, (2 * beta) ** -0.5, method=method, precision=precision)
@@ -246,8 +255,7 @@ def iterate_to_fixed_point(
 
     States that have converged are frozen, so the result does not depend on how long the slowest one takes.
     """
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"`max_iter` must be an integer >= 1, got {max_iter!r}")
+    _shapes.count("max_iter", max_iter, low=1)
     _shapes.positive("tol", tol)
     x = _shapes.points("init", init)
     done = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)
@@ -286,10 +294,9 @@ def dense_retrieve(
         raise ValueError(f"`state` must have shape (T, D), got {tuple(state.shape)}")
     if interaction not in ("polynomial", "exponential"):
         raise ValueError(f"`interaction` must be 'polynomial' or 'exponential', got {interaction!r}")
-    if interaction == "polynomial" and (not isinstance(degree, int) or degree < 1):
-        raise ValueError(f"`degree` must be an integer >= 1, got {degree!r}")
-    if not isinstance(n_sweeps, int) or n_sweeps < 0:
-        raise ValueError(f"`n_sweeps` must be an integer >= 0, got {n_sweeps!r}")
+    if interaction == "polynomial":
+        _shapes.count("degree", degree, low=1)
+    _shapes.count("n_sweeps", n_sweeps)
 
     def prefers_up(rest, column):  # E(s_i = −1) − E(s_i = +1) ≥ 0, per state, without overflow
         if interaction == "exponential":  # Σ_k e^{rest_k}(e^{c_k} − e^{−c_k}), scaled by a positive factor

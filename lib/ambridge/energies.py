@@ -56,6 +56,7 @@ def hopfield_energy(state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Classical Hopfield energy E(s) = −½ sᵀ W s.   ``state``: (..., D), ``weights``: (D, D)  →  (...)."""
     state = _shapes.points("state", state)
     d = state.shape[-1]
+    weights = _shapes.points("weights", weights)
     if weights.shape != (d, d):
         raise ValueError(f"`weights` must have shape ({d}, {d}) to match the state, got {tuple(weights.shape)}")
     return -0.5 * torch.einsum("...i,ij,...j->...", state, weights, state)
@@ -80,9 +81,7 @@ def dense_energy(
     state = _shapes.points("state", state, dim=memories.shape[1])
     overlaps = state @ memories.T  # (..., K)
     if interaction == "polynomial":
-        if not isinstance(degree, int) or degree < 1:
-            raise ValueError(f"`degree` must be an integer >= 1, got {degree!r}")
-        return -(overlaps**degree).sum(-1)
+        return -(overlaps ** _shapes.count("degree", degree, low=1)).sum(-1)
     if interaction == "exponential":
         return -torch.logsumexp(overlaps, dim=-1).exp()
     raise ValueError(f"`interaction` must be 'polynomial' or 'exponential', got {interaction!r}")
@@ -108,6 +107,8 @@ def clam_energy(state: torch.Tensor, memories: torch.Tensor, beta: float) -> tor
     ``state``: (..., D); ``memories``: (K, D); ``beta`` > 0  →  (...).
     """
     _shapes.positive("beta", beta)
+    memories = _shapes.patterns("memories", memories)
+    state = _shapes.points("state", state, dim=memories.shape[1])
     return -torch.logsumexp(-beta * squared_distances(state, memories), dim=-1) / beta
 
 
@@ -147,7 +148,7 @@ def _mixture_terms(x, means, variance, weights):
         weights = _shapes.per_pattern("weights", weights, k)
         if bool((weights < 0).any()) or not math.isclose(float(weights.sum()), 1.0, rel_tol=1e-5, abs_tol=1e-5):
             raise ValueError("`weights` must be non-negative and sum to 1")
-        log_weights = weights.log()
+        log_weights = weights.to(means.dtype).log()
     return means, variance, log_weights
 
 
@@ -179,6 +180,10 @@ def kde_nll(x: torch.Tensor, data: torch.Tensor, bandwidth: float) -> torch.Tens
     Equals −log Σ_n exp(−‖x − x_n‖²/(2σ²)) + log N + (D/2) log(2πσ²).  ``x``: (..., D); ``data``: (N, D)  →  (...).
     """
     _shapes.positive("bandwidth", bandwidth)
+    if isinstance(bandwidth, torch.Tensor) and bandwidth.ndim > 0:
+        raise ValueError(f"`bandwidth` must be a scalar, got shape {tuple(bandwidth.shape)}")
+    data = _shapes.patterns("data", data)
+    x = _shapes.points("x", x, dim=data.shape[1])
     return gaussian_mixture_nll(x, data, bandwidth**2)
 
 
@@ -186,4 +191,5 @@ def clam_nll_constant(n_memories: int, dim: int, beta: float) -> float:
     """The constant C in −log p(x) = β·E_CLAM(x) + C for the mixture with π_k = 1/K, Σ = I/(2β):
     C = log K + (D/2) log(π/β)."""
     _shapes.positive("beta", beta)
+    _shapes.count("n_memories", n_memories, low=1), _shapes.count("dim", dim, low=1)
     return math.log(n_memories) + 0.5 * dim * math.log(math.pi / beta)

@@ -52,16 +52,17 @@ def langevin_sample(
 
     ``energy`` maps (..., D) → (...), e.g. ``lambda x: beta * clam_energy(x, memories, beta)`` (a negative
     log-likelihood up to a constant). ``temperature`` T = 0 is plain gradient flow. ``record_every`` = k > 0 keeps
-    every k-th state in the returned trajectory (the first and last always); 0 keeps only those two.
+    every k-th state in the returned trajectory (the first and last always); 0 keeps only those two (one state when
+    ``n_steps`` = 0).
     The noise comes from ``generator`` (a CPU generator works for any device), so runs are reproducible.
     """
     _shapes.positive("step_size", step_size)
-    if not isinstance(n_steps, int) or n_steps < 0:
-        raise ValueError(f"`n_steps` must be an integer >= 0, got {n_steps!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+    _shapes.count("n_steps", n_steps)
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0
+    ):
         raise ValueError(f"`temperature` must be a finite number >= 0, got {temperature!r}")
-    if not isinstance(record_every, int) or record_every < 0:
-        raise ValueError(f"`record_every` must be an integer >= 0, got {record_every!r}")
+    _shapes.count("record_every", record_every)
     x = _shapes.points("init", init).detach()
     states = [x]
     for t in range(1, n_steps + 1):
