@@ -165,7 +165,10 @@ def load_preset(preset: str, md: Path) -> dict[str, Any]:
         raise UsageError(
             f"no preset {preset!r} (looked for {path}); presets of {md.stem}: {', '.join(names) or '(none)'}"
         )
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UsageError(f"preset {path} is not valid YAML: {err}") from None
     if not isinstance(values, dict):
         raise UsageError(f"preset {path} must be a YAML mapping of parameter: value")
     return values
@@ -179,7 +182,10 @@ def parse_value(text: str, default: Any = None) -> Any:
     """
     if isinstance(default, str) and not isinstance(default, Unevaluated):
         return text
-    value = yaml.safe_load(text) if text.strip() else text
+    try:
+        value = yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        value = text  # e.g. "[1," : pass it on as text, the chapter's validation cell will say what is allowed
     if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
         try:
             value = float(value)
