@@ -54,7 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/retrieval.py
 
 lock: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	$(PY) -m pip freeze --all --exclude-editable | grep -v "^pip==" | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
 	@echo "wrote requirements.lock.new; review it and move it over requirements.lock"
 
 clean:
