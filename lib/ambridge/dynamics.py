@@ -117,15 +117,17 @@ def attention_update(
     out_dtype = queries.dtype
     dtype = precision or queries.dtype
     batch_shape = queries.shape[:-1]
-    q = queries.reshape(1, -1, queries.shape[-1]).to(dtype)  # (1, Q, D)
-    k, v = keys.to(dtype).unsqueeze(0), values.to(dtype).unsqueeze(0)
+    # (batch, heads, length, dim): the fused flash / memory-efficient kernels accept only 4-D inputs; 3-D ones
+    # silently take the unfused math path (measured: no speed-up at all on an H200).
+    q = queries.reshape(1, 1, -1, queries.shape[-1]).to(dtype)  # (1, 1, Q, D)
+    k, v = keys.to(dtype)[None, None], values.to(dtype)[None, None]  # (1, 1, N, D), (1, 1, N, Dv)
     if method == "exact":
         logits = scale * (q @ k.transpose(-1, -2))
         if bias is not None:
             logits = logits + bias.to(dtype)
         out = torch.softmax(logits, dim=-1) @ v
     else:
-        mask = None if bias is None else bias.to(dtype).expand(q.shape[1], -1).unsqueeze(0)
+        mask = None if bias is None else bias.to(dtype).expand(q.shape[2], -1)[None, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=float(scale))
     return out.reshape(*batch_shape, values.shape[1]).to(out_dtype)
 
