@@ -489,3 +489,22 @@ def test_dense_retrieve_recovers_stored_patterns_from_corrupted_cues(rng):
     torch.testing.assert_close(out, mem)
     # with zero sweeps the state is returned unchanged
     torch.testing.assert_close(dynamics.dense_retrieve(cues, mem, n_sweeps=0), cues)
+
+
+def test_attention_update_hands_sdpa_4d_inputs(monkeypatch):
+    """The fused flash / memory-efficient kernels take only (batch, heads, length, dim) inputs; a 3-D call silently
+    runs the unfused math path (seen on an H200: no speed-up at all). Guard the shape we pass."""
+    seen = {}
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen["ndim"] = (q.ndim, k.ndim, v.ndim, None if kwargs.get("attn_mask") is None else kwargs["attn_mask"].ndim)
+        return real(q, k, v, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    x = torch.randn(5, 3, 4)
+    keys = torch.randn(7, 4)
+    dynamics.attention_update(x, keys, keys, scale=1.0, method="sdpa")
+    assert seen["ndim"] == (4, 4, 4, None)
+    dynamics.attention_update(x, keys, keys, scale=1.0, bias=torch.randn(7), method="sdpa")
+    assert seen["ndim"] == (4, 4, 4, 4)
