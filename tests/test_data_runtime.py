@@ -283,3 +283,17 @@ def test_plot_landscape_and_plot_paths_draw(figure):
             plotting.plot_paths(ax, torch.randn(6, 4, 3))
         with pytest.raises(ValueError, match="paths"):
             plotting.plot_paths(ax, torch.randn(6, 2))
+
+
+def test_publish_results_writes_only_under_the_runner(tmp_path, monkeypatch):
+    from ambridge.runtime import RESULTS_ENV, publish_results
+
+    monkeypatch.delenv(RESULTS_ENV, raising=False)
+    assert publish_results(a=np.float64(1.5)) == {"a": 1.5}  # no file anywhere
+    target = tmp_path / "r.json"
+    monkeypatch.setenv(RESULTS_ENV, str(target))
+    publish_results(a=1.5, name="x")
+    publish_results(b=torch.tensor(2))
+    assert json.loads(target.read_text()) == {"a": 1.5, "b": 2, "name": "x"}
+    with pytest.raises(TypeError, match="result `c`"):
+        publish_results(c=[1, 2])

@@ -174,6 +174,8 @@ def test_good_run_writes_notebook_and_record(tmp_path, capsys):
     assert record["parameters"] == {**FIXTURE_DEFAULTS, "n": 5}
     assert record["overrides"] == {"n": 5}
     assert record["chapter"] == "99_fixture" and record["wall_time_s"] > 0
+    assert record["results"] == {"total": 22.5, "n": 5}  # published by the chapter's kernel
+    assert not out.with_suffix(".results.json").exists()
 
 
 def test_out_of_range_value_names_parameter_value_and_range(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Rerun a chapter with new parameters: ``python -m ambridge.run CHAPTER [-p NAME VALUE]... [-f PRESET]...``.
 
 The chapter's MyST-markdown source is executed with papermill into ``runs/<slug>/`` (git-ignored), and a JSON run
-record (parameters, commit, hardware, wall time, status) is written beside the executed notebook.
+record (parameters, commit, hardware, wall time, status, and the numbers the chapter published with
+:func:`ambridge.runtime.publish_results`) is written beside the executed notebook.
 
 Why not plain papermill: it cannot read ``.md``, and it only *warns* on a misspelt parameter name, so a typo would
 silently run the defaults. Here an unknown name is an error before anything runs, and a chapter that stops on a bad
@@ -340,12 +341,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         changed = ", ".join(f"{k}={v!r}" for k, v in chosen.items()) or "defaults"
         print(f"running {md.stem} with {changed}", file=sys.stderr)
 
-    code, result = _execute(md, output, chosen, cwd=md.parent, quiet=args.quiet, verbose=args.verbose)
-    from ambridge.runtime import run_record
+    from ambridge.runtime import RESULTS_ENV, run_record
 
+    # The chapter's kernel inherits this variable; its publish_results(...) writes the headline numbers there.
+    results_path = output.with_suffix(".results.json")
+    results_path.unlink(missing_ok=True)
+    os.environ[RESULTS_ENV] = str(results_path)
+    try:
+        code, result = _execute(md, output, chosen, cwd=md.parent, quiet=args.quiet, verbose=args.verbose)
+    finally:
+        os.environ.pop(RESULTS_ENV, None)
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results_path.unlink(missing_ok=True)
     record = run_record(
         _jsonable(parameters), wall_time_s=result.pop("wall_time_s"), device=_record_device(parameters),
-        chapter=md.stem, overrides=_jsonable(chosen), notebook=str(output), **result,
+        chapter=md.stem, overrides=_jsonable(chosen), notebook=str(output), results=results, **result,
     )
     output.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(output)

@@ -30,8 +30,13 @@ __all__ = [
     "repo_root",
     "hardware_summary",
     "run_record",
+    "publish_results",
+    "RESULTS_ENV",
     "Stopwatch",
 ]
+
+#: Environment variable through which the runner tells a chapter's kernel where to write its headline numbers.
+RESULTS_ENV = "AMBRIDGE_RESULTS_PATH"
 
 
 class ParameterError(ValueError):
@@ -174,6 +179,29 @@ def run_record(parameters: dict, *, wall_time_s: float, device: str | torch.devi
     record.update(results)
     json.dumps(record)  # fail here, not at write time, if something is not serialisable
     return record
+
+
+def publish_results(**numbers) -> dict:
+    """Record a chapter's headline numbers (floats, ints, strings, bools) for the run record.
+
+    Under the runner (``python -m ambridge.run``, and so ``make run`` and the sweeps) they are merged into the JSON
+    file named by ``$AMBRIDGE_RESULTS_PATH`` and end up in the run's record under ``"results"``; in a plain notebook
+    session nothing is written. Returns the numbers, so a chapter's last cell can show them too.
+    """
+    for name, value in numbers.items():
+        if isinstance(value, (np.floating, np.integer, np.bool_)):
+            numbers[name] = value.item()
+        elif isinstance(value, torch.Tensor) and value.numel() == 1:
+            numbers[name] = value.item()
+        if not isinstance(numbers[name], (bool, int, float, str)):
+            raise TypeError(f"result `{name}` must be a number, a bool or a string, got {type(value).__name__}")
+    path = os.environ.get(RESULTS_ENV)
+    if path:
+        target = Path(path)
+        merged = json.loads(target.read_text()) if target.is_file() else {}
+        merged.update(numbers)
+        target.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    return numbers
 
 
 class Stopwatch:
