@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import random
+import re
 import subprocess
 import time
 from numbers import Integral, Real
@@ -162,7 +163,8 @@ def _git_commit() -> str:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
         )
-        return out.stdout.strip() or "unknown"
+        sha = out.stdout.strip()
+        return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else "unknown"  # a copy without history prints "HEAD"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
