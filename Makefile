@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHAPTER ?=
 ARGS ?=
+GRID ?=
 PORT ?= 8000
 
-.PHONY: help venv book book-strict serve test test-lib test-chapters execute run bench lock clean
+.PHONY: help venv book book-strict serve test execute run sweep bench lock clean
 
 help:
 	@echo "make book                 build the HTML site from the committed executed notebooks"
@@ -17,6 +18,7 @@ help:
 	@echo "make test                 library tests, pairing test, runner tests, nbval on every chapter, strict build"
 	@echo "make run CHAPTER=01 ARGS='-p beta 8'   rerun a chapter with new parameters into runs/"
 	@echo "make execute [CHAPTER=01] re-execute chapters in place after editing their .md source"
+	@echo "make sweep CHAPTER=01 GRID=chapters/sweeps/01_energy_is_nll.yaml   run a chapter over a parameter grid (Dask)"
 	@echo "make bench                run the benchmarks in benchmarks/"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -49,6 +51,10 @@ execute: $(STAMP)
 run: $(STAMP)
 	@test -n "$(CHAPTER)" || { echo "usage: make run CHAPTER=01 ARGS='-p name value'"; exit 2; }
 	$(PY) -m ambridge.run $(CHAPTER) $(ARGS)
+
+sweep: $(STAMP)
+	@test -n "$(CHAPTER)" -a -n "$(GRID)" || { echo "usage: make sweep CHAPTER=01 GRID=chapters/sweeps/01_energy_is_nll.yaml [ARGS='--workers 4']"; exit 2; }
+	$(PY) -m ambridge.sweep $(CHAPTER) $(GRID) $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/retrieval.py
