@@ -58,6 +58,7 @@ sweep: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/capacity.py
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --all --exclude-editable | grep -v "^pip==" | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
