@@ -1,0 +1,22 @@
+"""In-context learning of energy functions (Schaeffer, Khona & Koyejo 2024; book chapter 2).
+
+A transformer with frozen weights reads a dataset x_1, …, x_N and outputs the energy E_θ(x ∣ x_{<n}) of a point given
+the points before it: the landscape adapts to the data in its context.
+
+- :mod:`ambridge.icl.data` — the distribution over datasets (2-D Gaussian mixtures) and held-out sets;
+- :mod:`ambridge.icl.model` — the causal energy transformer and its masked candidate pass;
+- :mod:`ambridge.icl.sampler` — the vectorised Langevin sampler (one masked pass per step);
+- :mod:`ambridge.icl.train` — contrastive-divergence training with exact resume and divergence detection.
+"""
+
+from .data import HELD_OUT_NAMES, MixtureStream, MixtureTask, held_out_sets, sample_mixture_batch
+from .model import EnergyTransformer, ModelConfig, candidate_mask
+from .sampler import LangevinRun, langevin_candidates, langevin_negatives, negative_positions, uniform_init
+from .train import LOG_FIELDS, TrainConfig, Trainer, TrainingDiverged, contrastive_divergence_loss, load_model
+
+__all__ = [
+    "MixtureTask", "MixtureStream", "sample_mixture_batch", "held_out_sets", "HELD_OUT_NAMES",
+    "ModelConfig", "EnergyTransformer", "candidate_mask",
+    "LangevinRun", "uniform_init", "langevin_candidates", "negative_positions", "langevin_negatives",
+    "TrainConfig", "Trainer", "TrainingDiverged", "contrastive_divergence_loss", "load_model", "LOG_FIELDS",
+]

@@ -1,0 +1,469 @@
+"""Training the in-context energy model by contrastive divergence, with exact resume and divergence detection.
+
+Loss per micro-batch (Du & Mordatch 2019):
+
+    L = mean E_θ(x⁺ ∣ x_{<n}) − mean E_θ(x⁻ ∣ x_{<n}) + λ (mean E⁺² + mean E⁻²),
+
+x⁺ the real points, x⁻ the detached Langevin negatives of :mod:`ambridge.icl.sampler`. Its θ-gradient is the
+contrastive-divergence estimate of the NLL gradient; the λ term keeps the energies near zero.
+
+:class:`Trainer` is a plain PyTorch loop (Adam, gradient clipping, bf16 autocast on CUDA only, float32 on CPU).
+A checkpoint holds the model, the optimizer, every random state (torch, NumPy, Python, the data stream's and the
+sampler's generators) and the step, so a run interrupted and resumed gives on CPU bit-for-bit the parameters of an
+uninterrupted one. A non-finite loss or an energy beyond ``energy_limit`` stops training with
+:class:`TrainingDiverged` before the bad update is applied; the last checkpoint on disk is the last good state.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import _shapes
+from .data import MixtureStream, MixtureTask
+from .model import EnergyTransformer, ModelConfig
+from .evaluate import error_vs_context
+from .sampler import langevin_negatives, negative_positions
+
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "contrastive_divergence_loss", "load_model",
+           "LOG_FIELDS"]
+
+LOG_FIELDS = ("step", "loss", "cd", "e_pos", "e_neg", "max_abs_energy", "grad_norm", "wall_s")
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped: a non-finite loss or an energy blow-up. ``step``, ``reason`` and ``checkpoint`` (the last
+    good checkpoint on disk, or None) are attributes."""
+
+    def __init__(self, step: int, reason: str, checkpoint: Path | None):
+        self.step, self.reason, self.checkpoint = step, reason, checkpoint
+        where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
+        super().__init__(f"training diverged at step {step}: {reason}; the update was not applied; {where}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on. Defaults: the small public configuration (one micro-batch per step)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: MixtureTask = field(default_factory=MixtureTask)
+    pool_size: int = 0  # 0: a fresh mixture per sequence; else a fixed pool of this many mixtures
+    batch_size: int = 8  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    n_negatives: int = 3  # S, Langevin negatives per real point
+    langevin_steps: int = 7  # T
+    step_size: float = 3.16  # α in x ← x − α∇E + ω (the paper-scale value; 0.1 lets the energies run away)
+    noise_std: float = 0.01  # s, ω ~ N(0, s² I)
+    reg: float = 1e-3  # λ of λ(E⁺² + E⁻²)
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    grad_clip: float = 0.1  # max gradient norm
+    n_steps: int = 1000  # optimizer steps
+    checkpoint_every: int = 200
+    energy_limit: float = 200.0  # |E| above this is a blow-up (healthy runs stay below ~35; a collapse passes 200
+    # within a few dozen steps)
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("batch_size", "grad_accum", "n_negatives", "langevin_steps", "checkpoint_every"):
+            _shapes.count(name, getattr(self, name), low=1)
+        _shapes.count("n_steps", self.n_steps)
+        _shapes.count("pool_size", self.pool_size)
+        _shapes.count("seed", self.seed)
+        for name in ("step_size", "lr", "grad_clip", "energy_limit"):
+            _shapes.positive(name, getattr(self, name))
+        for name in ("noise_std", "reg", "weight_decay"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["model"] = ModelConfig(**d["model"])
+        d["task"] = MixtureTask(**d["task"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)
+
+
+def contrastive_divergence_loss(e_pos: torch.Tensor, e_neg: torch.Tensor, reg: float) -> torch.Tensor:
+    """mean E⁺ − mean E⁻ + λ (mean E⁺² + mean E⁻²)."""
+    return e_pos.mean() - e_neg.mean() + reg * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+
+
+def _rng_states() -> dict:
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class Trainer:
+    """``Trainer(config, device).train()``; ``Trainer.resume(path)`` continues an interrupted run exactly.
+
+    ``checkpoint_path``: where checkpoints go (every ``config.checkpoint_every`` steps and at the end); None keeps
+    them in memory only. ``autocast``: None → bf16 autocast on CUDA, float32 on CPU.
+    """
+
+    def __init__(self, config: TrainConfig, device: str | torch.device = "cpu", *,
+                 checkpoint_path: str | os.PathLike | None = None, autocast: bool | None = None):
+        self.config = config
+        self.device = torch.device(device)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        use_autocast = self.device.type == "cuda" if autocast is None else autocast
+        self.autocast_dtype = torch.bfloat16 if use_autocast else None
+        torch.manual_seed(config.seed)  # the initial weights
+        self.model = EnergyTransformer(config.model).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.stream = MixtureStream(config.task, seed=config.seed + 1, pool_size=config.pool_size)
+        self.generator = torch.Generator().manual_seed(config.seed + 2)  # Langevin starts and noise
+        self.step = 0
+        self.log: list[dict] = []
+        self.wall_s = 0.0
+        self.last_checkpoint: Path | None = None
+
+    # ------------------------------------------------------------------------------------------------ one step
+    def _micro_batch(self) -> tuple[torch.Tensor, dict]:
+        c = self.config
+        context, _ = self.stream.batch(c.batch_size)
+        context = context.to(self.device)
+        negatives = langevin_negatives(self.model, context, n_negatives=c.n_negatives, n_steps=c.langevin_steps,
+                                       step_size=c.step_size, noise_std=c.noise_std, box=c.task.box,
+                                       generator=self.generator, autocast_dtype=self.autocast_dtype)
+        b, n, s, d = negatives.shape
+        positions = negative_positions(n, s)  # on the CPU: checking it needs no GPU sync
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            e_pos, e_neg = self.model.candidate_energies(context, negatives.reshape(b, n * s, d), positions)
+        e_pos, e_neg = e_pos.float(), e_neg.float()
+        loss = contrastive_divergence_loss(e_pos, e_neg, c.reg)
+        stats = {"loss": loss.detach(), "cd": (e_pos.mean() - e_neg.mean()).detach(),
+                 "e_pos": e_pos.mean().detach(), "e_neg": e_neg.mean().detach(),
+                 "max_abs_energy": torch.maximum(e_pos.abs().max(), e_neg.abs().max()).detach()}
+        return loss, stats
+
+    def train_step(self) -> dict:
+        """One optimizer step (``grad_accum`` micro-batches). Raises :class:`TrainingDiverged` instead of applying
+        a non-finite or blown-up update."""
+        c = self.config
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for _ in range(c.grad_accum):
+            loss, stats = self._micro_batch()
+            (loss / c.grad_accum).backward()
+            values = torch.stack(list(stats.values())).tolist()  # one device sync per micro-batch
+            for k, v in zip(stats, values):
+                totals[k] = max(totals.get(k, 0.0), v) if k == "max_abs_energy" else totals.get(k, 0.0) + v / c.grad_accum
+        if not all(np.isfinite(v) for v in totals.values()):
+            raise TrainingDiverged(self.step, f"non-finite loss ({totals['loss']})", self.last_checkpoint)
+        if totals["max_abs_energy"] > c.energy_limit:
+            raise TrainingDiverged(self.step, f"|E| = {totals['max_abs_energy']:.3g} exceeds energy_limit "
+                                   f"{c.energy_limit:g}", self.last_checkpoint)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
+        if not np.isfinite(grad_norm):
+            raise TrainingDiverged(self.step, "non-finite gradient", self.last_checkpoint)
+        self.optimizer.step()
+        self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.wall_s += time.perf_counter() - start
+        row = {"step": self.step, **totals, "grad_norm": grad_norm, "wall_s": self.wall_s}
+        self.log.append(row)
+        return row
+
+    # ------------------------------------------------------------------------------------------------ the loop
+    def train(self, n_steps: int | None = None, *, progress: bool | None = None, time_budget_s: float | None = None,
+              on_checkpoint=None) -> list[dict]:
+        """Train until step ``n_steps`` (default ``config.n_steps``) or until ``time_budget_s`` has passed.
+
+        ``progress``: a tqdm bar on stderr; None shows it only when stderr is a terminal (never in a notebook).
+        ``on_checkpoint(trainer)`` is called after every checkpoint (e.g. to export weights as a run goes).
+        Returns the log (one dict per step since the run began).
+        """
+        target = self.config.n_steps if n_steps is None else _shapes.count("n_steps", n_steps)
+        if progress is None:
+            progress = sys.stderr.isatty()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=target, initial=self.step, file=sys.stderr, desc="training", leave=False)
+        began = time.perf_counter()
+        try:
+            while self.step < target:
+                row = self.train_step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", E_pos=f"{row['e_pos']:.2f}")
+                out_of_time = time_budget_s is not None and time.perf_counter() - began > time_budget_s
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.n_steps or out_of_time:
+                    self.checkpoint()
+                    if on_checkpoint is not None:
+                        on_checkpoint(self)
+                if out_of_time:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.log
+
+    # ------------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "kind": "icl-energy-trainer",
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "stream": self.stream.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": _rng_states(),
+            "step": self.step,
+            "log": self.log,
+            "wall_s": self.wall_s,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        self.generator.set_state(state["generator"])
+        _set_rng_states(state["rng"])
+        self.step = state["step"]
+        self.log = list(state["log"])
+        self.wall_s = state["wall_s"]
+
+    def checkpoint(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Write the full training state (atomically: a crash mid-write never leaves a broken file)."""
+        path = Path(path) if path else self.checkpoint_path
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        self.last_checkpoint = path
+        return path
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, device: str | torch.device = "cpu", *,
+               autocast: bool | None = None) -> "Trainer":
+        """A trainer in exactly the state of the checkpoint at ``path``; later checkpoints go to the same path."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("kind") != "icl-energy-trainer":
+            raise ValueError(f"{path} is not a training checkpoint of ambridge.icl")
+        trainer = cls(TrainConfig.from_dict(state["config"]), device, checkpoint_path=path, autocast=autocast)
+        trainer.load_state_dict(state)
+        trainer.last_checkpoint = Path(path)
+        return trainer
+
+    def export_model(self, path: str | os.PathLike, **record) -> Path:
+        """Write the weights only (no optimizer: a third of the size), with the config, the log and ``record``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        torch.save({"kind": "icl-energy-model", "config": self.config.to_dict(), "model": weights,
+                    "step": self.step, "record": record}, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def write_log(self, path: str | os.PathLike) -> Path:
+        """The per-step log as CSV (columns :data:`LOG_FIELDS`)."""
+        return write_log(self.log, path)
+
+
+def write_log(log: list[dict], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LOG_FIELDS)
+        for row in log:
+            writer.writerow([row["step"]] + [f"{row[k]:.6g}" for k in LOG_FIELDS[1:]])
+    return path
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[EnergyTransformer, dict]:
+    """Load an exported model (or a full training checkpoint) → (model in eval mode, its checkpoint dict)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("kind") not in ("icl-energy-model", "icl-energy-trainer"):
+        raise ValueError(f"{path} is not a checkpoint of ambridge.icl")
+    config = TrainConfig.from_dict(state["config"])
+    model = EnergyTransformer(config.model)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+# ---------------------------------------------------------------------------------------------------- command line
+PRESETS = {
+    # The earliest public defaults (feed-forward 4·d_model instead of PyTorch's 2048; one micro-batch per step).
+    "small": dict(d_model=64, n_heads=8, n_layers=3, langevin_steps=7, step_size=3.16, batch_size=8),
+    # The companion paper's scale: 6 layers, d_model 128, 15 Langevin steps; batch 32 on a GPU.
+    "paper": dict(d_model=128, n_heads=8, n_layers=6, langevin_steps=15, step_size=3.16, batch_size=32),
+    # A tiny run for tests of the command line and of the GPU script.
+    "tiny": dict(d_model=16, n_heads=2, n_layers=1, langevin_steps=2, step_size=3.16, batch_size=2),
+}
+
+
+def config_from_args(args) -> TrainConfig:
+    p = dict(PRESETS[args.preset])
+    for key in ("d_model", "n_heads", "n_layers", "langevin_steps", "step_size", "batch_size"):
+        if getattr(args, key) is not None:
+            p[key] = getattr(args, key)
+    model = ModelConfig(d_model=p["d_model"], n_heads=p["n_heads"], n_layers=p["n_layers"],
+                        dim_feedforward=args.dim_feedforward)
+    return TrainConfig(model=model, batch_size=p["batch_size"], grad_accum=args.grad_accum,
+                       langevin_steps=p["langevin_steps"], step_size=p["step_size"], noise_std=args.noise_std,
+                       n_steps=args.steps, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                       pool_size=args.pool_size, lr=args.lr)
+
+
+def main(argv=None) -> int:
+    """``python -m ambridge.icl --preset paper --steps 5000 --time-budget 240 --out DIR --name NAME``.
+
+    Writes, and rewrites at every checkpoint (so a run killed by a time limit still leaves them):
+    ``DIR/NAME.pt`` (weights only, with the config and the run record, of the checkpoint with the lowest validation
+    error so far), ``DIR/NAME-log.csv``, ``DIR/NAME-record.json``; the full resumable state goes to ``--state`` (default ``DIR/NAME-state.pt``).
+    ``--resume`` continues from ``--state``.
+    """
+    import argparse
+    import json
+
+    from ..runtime import hardware_summary, run_record, select_device
+
+    ap = argparse.ArgumentParser(description="Train the in-context energy transformer (chapter 2).")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    ap.add_argument("--d-model", dest="d_model", type=int)
+    ap.add_argument("--n-heads", dest="n_heads", type=int)
+    ap.add_argument("--n-layers", dest="n_layers", type=int)
+    ap.add_argument("--langevin-steps", dest="langevin_steps", type=int)
+    ap.add_argument("--step-size", dest="step_size", type=float)
+    ap.add_argument("--batch-size", dest="batch_size", type=int)
+    ap.add_argument("--dim-feedforward", type=int, default=0, help="0: 4·d_model")
+    ap.add_argument("--grad-accum", type=int, default=1)
+    ap.add_argument("--noise-std", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--pool-size", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--checkpoint-every", type=int, default=200)
+    ap.add_argument("--time-budget", type=float, default=None, help="seconds of training, then stop cleanly")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--name", default="checkpoint")
+    ap.add_argument("--state", default=None, help="the full training state (default OUT/NAME-state.pt)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--progress", action="store_true", help="a progress bar on stderr")
+    ap.add_argument("--print-every", type=int, default=50)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = Path(args.state) if args.state else out / f"{args.name}-state.pt"
+    if args.resume:  # the checkpoint's config, but train up to --steps (which does not change the trajectory)
+        trainer = Trainer.resume(state, device)
+        trainer.config = trainer.config.with_(n_steps=args.steps)
+    else:
+        trainer = Trainer(config_from_args(args), device, checkpoint_path=state)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    print(f"training on {device} ({hardware_summary(device)}): {n_params:,} parameters, "
+          f"config {json.dumps(trainer.config.to_dict())}", flush=True)
+    began = time.perf_counter()
+    # Short-run contrastive divergence can collapse late in a run (E⁺ and E⁻ running apart while |E| stays finite),
+    # so the exported weights are those of the checkpoint whose samples came closest to held-out mixtures.
+    task = trainer.config.task
+    val_points, val_means = MixtureStream(task, seed=10_000 + trainer.config.seed).batch(16)
+    val_n = min(30, task.context_len)
+    record_path = out / f"{args.name}-record.json"
+    best = {"error": float("inf"), "step": None, "history": []}
+    if args.resume and record_path.is_file():
+        previous = json.loads(record_path.read_text())
+        best.update(error=previous.get("validation_error", float("inf")), step=previous.get("best_step"),
+                    history=previous.get("validation", []))
+
+    def validate(tr: Trainer) -> float:
+        c = tr.config
+        return error_vs_context(tr.model, val_points.to(device), val_means.to(device), [val_n], n_chains=32,
+                                box=c.task.box, n_steps=c.langevin_steps, step_size=c.step_size,
+                                noise_std=c.noise_std, generator=torch.Generator().manual_seed(0))["error"][0]
+
+    def export(tr: Trainer, status: str = "running") -> None:
+        if best["history"] and best["history"][-1][0] == tr.step:  # already validated: only the status changes
+            rec = json.loads(record_path.read_text())
+            rec["status"] = status
+            record_path.write_text(json.dumps(rec, indent=1) + "\n")
+            print(f"step {tr.step}: {status}", flush=True)
+            return
+        error = validate(tr)
+        best["history"].append([tr.step, round(error, 4)])
+        improved = error < best["error"]
+        if improved:
+            best.update(error=error, step=tr.step)
+        rec = run_record(tr.config.to_dict(), wall_time_s=tr.wall_s, device=device, status=status, step=tr.step,
+                         best_step=best["step"], validation_error=round(best["error"], 4),
+                         validation=best["history"], n_parameters=n_params,
+                         validation_protocol=f"16 fresh mixtures, 32 chains each, n = {val_n}: mean distance of "
+                                             "samples to the nearest true mean",
+                         precision="bf16 autocast" if tr.autocast_dtype else "fp32",
+                         command="python -m ambridge.icl " + " ".join(argv if argv is not None else sys.argv[1:]))
+        if improved:
+            tr.export_model(out / f"{args.name}.pt", **rec)
+        tr.write_log(out / f"{args.name}-log.csv")
+        record_path.write_text(json.dumps(rec, indent=1) + "\n")
+        last = tr.log[-1] if tr.log else {}
+        print(f"checkpoint at step {tr.step} ({status}): loss {last.get('loss', float('nan')):.4f}, "
+              f"E+ {last.get('e_pos', float('nan')):.3f}, E- {last.get('e_neg', float('nan')):.3f}, "
+              f"validation error {error:.3f} (best {best['error']:.3f} at step {best['step']}), "
+              f"{tr.wall_s:.0f} s of training", flush=True)
+
+    last_print = trainer.step
+    try:
+        while trainer.step < trainer.config.n_steps:
+            chunk = min(trainer.config.n_steps, trainer.step + args.print_every)
+            budget = None if args.time_budget is None else args.time_budget - (time.perf_counter() - began)
+            if budget is not None and budget <= 0:
+                break
+            trainer.train(chunk, progress=args.progress, time_budget_s=budget, on_checkpoint=export)
+            if trainer.step > last_print:
+                row = trainer.log[-1]
+                print(f"step {row['step']}: loss {row['loss']:.4f} E+ {row['e_pos']:.3f} E- {row['e_neg']:.3f} "
+                      f"max|E| {row['max_abs_energy']:.2f} |grad| {row['grad_norm']:.2f} "
+                      f"({row['wall_s']:.0f} s)", flush=True)
+                last_print = trainer.step
+    except TrainingDiverged as err:
+        export_ok = trainer.last_checkpoint is not None
+        print(f"DIVERGED: {err}", flush=True)
+        if export_ok:  # the exported weights are those of the best good checkpoint already
+            rec = json.loads(record_path.read_text())
+            rec["status"] = f"diverged at step {err.step}: {err.reason}; weights are from step {rec['best_step']}"
+            record_path.write_text(json.dumps(rec, indent=1) + "\n")
+        return 3
+    trainer.checkpoint()
+    export(trainer, "finished" if trainer.step >= trainer.config.n_steps else "stopped at the time budget")
+    return 0
+
