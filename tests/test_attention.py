@@ -23,13 +23,6 @@ from ambridge import attention as att
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _unit(t: torch.Tensor) -> torch.Tensor:
     return t / t.norm(dim=-1, keepdim=True)

@@ -22,14 +22,6 @@ from ambridge import dynamics, energies
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster and does not stall when the CPUs are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def t64(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a), dtype=F64)

@@ -22,13 +22,6 @@ from ambridge.runtime import ParameterError
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ------------------------------------------------------------------------------------------------- the bound
 @pytest.mark.parametrize(

@@ -16,14 +16,6 @@ N_CHAINS = 20000
 BURN_IN = 150
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster and does not stall when the CPUs are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def gaussian_energy(m: torch.Tensor, s: float):
     """E(x) = ‖x − m‖²/(2s²)."""
