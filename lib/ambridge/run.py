@@ -36,6 +36,7 @@ __all__ = [
     "parse_parameters",
     "chapter_parameters",
     "load_preset",
+    "read_yaml_mapping",
     "parse_value",
     "merge_parameters",
     "main",
@@ -166,12 +167,18 @@ def load_preset(preset: str, md: Path) -> dict[str, Any]:
         raise UsageError(
             f"no preset {preset!r} (looked for {path}); presets of {md.stem}: {', '.join(names) or '(none)'}"
         )
+    return read_yaml_mapping(path, "preset", "of parameter: value")
+
+
+def read_yaml_mapping(path: Path, what: str, shape: str) -> dict:
+    """A YAML file that must hold a mapping (a preset, a sweep's grid file); anything else is a :class:`UsageError`
+    naming ``what`` the file is and the ``shape`` it should have."""
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise UsageError(f"preset {path} is not valid YAML: {err}") from None
+        raise UsageError(f"{what} {path} is not valid YAML: {err}") from None
     if not isinstance(values, dict):
-        raise UsageError(f"preset {path} must be a YAML mapping of parameter: value")
+        raise UsageError(f"{what} {path} must be a YAML mapping {shape}")
     return values
 
 

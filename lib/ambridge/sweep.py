@@ -64,7 +64,7 @@ import yaml
 
 from ambridge import __version__
 from ambridge import run as runner
-from ambridge.run import UsageError
+from ambridge.run import UsageError, read_yaml_mapping
 
 __all__ = [
     "Grid",
@@ -123,12 +123,7 @@ def load_grid(path: str | os.PathLike) -> Grid:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no grid file {path}")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UsageError(f"grid file {path} is not valid YAML: {err}") from None
-    if not isinstance(spec, dict):
-        raise UsageError(f"grid file {path} must be a YAML mapping with a `grid:` entry")
+    spec = read_yaml_mapping(path, "grid file", "with a `grid:` entry")
     extra = [key for key in spec if key not in GRID_KEYS]
     if extra:
         entries = f"entr{'ies' if len(extra) > 1 else 'y'} {', '.join(map(repr, extra))}"
