@@ -7,6 +7,8 @@ Modules, in the order the book meets them:
   (mean shift = modern-Hopfield update = attention);
 - :mod:`ambridge.sampling` — Langevin sampling (retrieval plus noise);
 - :mod:`ambridge.data` — pattern and mixture samplers;
+- :mod:`ambridge.memories` — associative memories that cluster: CLAM, CLAM+ELBO, CLAM+CRP, DP-means;
+- :mod:`ambridge.cluster_benchmark` — the paper's clustering benchmark (six methods, bundled datasets, seven metrics);
 - :mod:`ambridge.runtime` — seeds, devices, parameter checks, run records;
 - :mod:`ambridge.plotting` — the book's one figure style;
 - :mod:`ambridge.run` — the command line that reruns a chapter with new parameters.
