@@ -9,13 +9,16 @@ CHAPTER ?=
 ARGS ?=
 GRID ?=
 PORT ?= 8000
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv book book-strict serve test execute run sweep bench lock clean
+.PHONY: help venv book book-strict serve test test-site browser execute run sweep bench lock clean
 
 help:
 	@echo "make book                 build the HTML site from the committed executed notebooks"
 	@echo "make serve                serve the built site on http://localhost:$(PORT)"
-	@echo "make test                 library tests, pairing test, runner tests, nbval on every chapter, strict build"
+	@echo "make test                 library tests, pairing test, runner tests, nbval on every chapter, strict build,"
+	@echo "                          then the browser test of the built site (make test-site)"
+	@echo "make test-site            the built site in headless Chromium; screenshots in _build/screenshots/"
 	@echo "make run CHAPTER=01 ARGS='-p beta 8'   rerun a chapter with new parameters into runs/"
 	@echo "make execute [CHAPTER=01] re-execute chapters in place after editing their .md source"
 	@echo "make sweep CHAPTER=01 GRID=chapters/sweeps/01_energy_is_nll.yaml   run a chapter over a parameter grid (Dask)"
@@ -44,6 +47,19 @@ serve:
 test: $(STAMP)
 	$(PY) -m pytest tests chapters --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 	$(MAKE) --no-print-directory book-strict
+	$(MAKE) --no-print-directory test-site
+
+# The built site in a real browser (tests/browser): headless Debian Chromium loads every page from a local server.
+# Run after a build; screenshots of every page, light and dark, go to _build/screenshots/.
+test-site: $(STAMP)
+	@test -f _build/html/index.html || { echo "no site yet: run make book first"; exit 1; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || $(MAKE) --no-print-directory browser
+	AMBRIDGE_SITE=_build/html $(PY) -m pytest tests/browser -q
+
+# Debian's Chromium and its matching driver, from the distribution's package registry.
+browser:
+	$(SUDO) apt-get update -qq
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 execute: $(STAMP)
 	$(PY) -m ambridge.execute $(CHAPTER)

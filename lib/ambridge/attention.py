@@ -172,8 +172,8 @@ def log_vmf_normaliser(kappa, dim: int):
     """log C_p(κ) = (p/2 − 1) log κ − (p/2) log 2π − log I_{p/2−1}(κ), the vMF normaliser on S^{p−1} ⊂ ℝ^p.
 
     ``kappa`` ≥ 0: a number, a NumPy array or a tensor (differentiable; computed in float64 through SciPy and
-    returned in the tensor's dtype and device). ``dim`` = p ≥ 2. At κ = 0 it is −log |S^{p−1}| (the uniform law).
-    Stable for κ up to 1e300 and p in the tens of thousands.
+    returned in the tensor's dtype and device). ``dim`` = p ≥ 2. At κ = 0 it is minus the log of the area of
+    S^{p−1} (the uniform law). Stable for κ up to 1e300 and p in the tens of thousands.
     """
     p = _check_dim(dim)
     _check_kappa(kappa)

@@ -10,12 +10,17 @@ Each ``chapters/NN_slug.md`` is executed with nbclient at its default parameters
 - the notebook is written by jupytext, so its ``jupytext`` metadata is what ``jupytext --to ipynb`` writes.
 
 A chapter that fails keeps its previous ``.ipynb``; the exit code is 1 and the failing chapters are named.
+
+Each chapter that ran also gets its wall time recorded, as a run record of its quick preset (the defaults), in
+``chapters/artifacts/<slug>/timing-<cpu|cuda>.json`` (:func:`record_timing`; ``--no-timing`` skips it). The book's
+runtime badge (``book/_ext/runtime_badge.py``) is built from these files and the other run records there.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -30,7 +35,7 @@ from nbclient.exceptions import CellExecutionError
 
 from ambridge.run import UsageError, available_chapters, resolve_chapter
 
-__all__ = ["execute_chapter", "main"]
+__all__ = ["execute_chapter", "record_timing", "main"]
 
 TIMEOUT_S = 1800  # per cell; the quick presets run in about a minute, this only catches a hung kernel
 
@@ -89,6 +94,29 @@ def execute_chapter(md: Path) -> float:
     return seconds
 
 
+def record_timing(md: Path, seconds: float) -> Path:
+    """Write the wall time of executing ``md`` at its defaults as a run record; return the file's path.
+
+    The file is ``<chapters>/artifacts/<slug>/timing-<device>.json``, ``<device>`` being where the chapter's
+    ``device = "auto"`` resolves on this machine (``cpu`` or ``cuda``), so a CPU and a GPU measurement sit side by
+    side. The record names the quick preset, its parameters, the hardware, the commit and the date; the time
+    includes the kernel's start.
+    """
+    from ambridge.run import _jsonable, _record_device, chapter_parameters
+    from ambridge.runtime import run_record
+
+    parameters = _jsonable(chapter_parameters(md))
+    device = _record_device(parameters)
+    record = run_record(
+        parameters, wall_time_s=seconds, device=device, chapter=md.stem, preset="quick",
+        command=f"python -m ambridge.execute {md.stem}", status="ok",
+    )
+    target = md.parent / "artifacts" / md.stem / f"timing-{device.type}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=2) + "\n")
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Re-execute the named chapters (all when none); return 0, 1 if any chapter failed, 2 on a bad name."""
     parser = argparse.ArgumentParser(
@@ -97,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "writing byte-stable paired .ipynb files.",
     )
     parser.add_argument("chapters", nargs="*", metavar="CHAPTER", help='"01", "01_energy_is_nll" or a path; default: all')
+    parser.add_argument(
+        "--no-timing", action="store_true",
+        help="do not record the wall time in chapters/artifacts/<slug>/timing-<device>.json",
+    )
     args = parser.parse_args(argv)
     try:
         chapters = [resolve_chapter(c) for c in args.chapters] or available_chapters()
@@ -114,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(md.stem)
             print(f"{md.stem}: FAILED: {err.ename}: {err.evalue} (its .ipynb is unchanged)", file=sys.stderr)
             continue
-        print(f"{md.stem}: {seconds:.1f} s")
+        timing = "" if args.no_timing else f" (recorded in {record_timing(md, seconds)})"
+        print(f"{md.stem}: {seconds:.1f} s{timing}")
     if failed:
         print(f"error: {len(failed)} chapter(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

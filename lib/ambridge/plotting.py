@@ -50,7 +50,7 @@ def energy_grid(
     ylim: tuple[float, float],
     resolution: int = 150,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluate a 2-D energy on a ``resolution``² grid in one batched call; returns (X, Y, E) arrays."""
+    """Evaluate a 2-D energy on a ``resolution`` × ``resolution`` grid in one batched call; returns (X, Y, E)."""
     xs = torch.linspace(*xlim, resolution)
     ys = torch.linspace(*ylim, resolution)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")

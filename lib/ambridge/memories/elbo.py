@@ -215,7 +215,7 @@ class CLAMELBO(MemoryEstimator):
 
     Parameters: ``n_memories`` K ≥ 1; ``flow`` "gradient" (the paper's) or "natural" (one step = exact E-step);
     ``e_steps`` dynamics steps per round; ``step_size``; ``max_iter`` rounds; ``tol`` stop when the mean −ELBO falls
-    by less than ``tol``·(1 + |E|) in a round; ``learn_weights``, ``learn_variance``; ``variance`` σ² (None: from the
+    by less than ``tol``·(1 + abs(E)) in a round; ``learn_weights``, ``learn_variance``; ``variance`` σ² (None: from the
     k-means++ seeding's mean squared distance per dimension); ``min_variance`` floor on σ² relative to the data's mean
     per-feature variance; ``predict_steps`` dynamics steps for new points; ``random_state``; ``device``.
 
