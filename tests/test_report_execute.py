@@ -61,3 +61,25 @@ def test_execute_keeps_the_old_notebook_when_a_cell_fails(tmp_path):
     with pytest.raises(CellExecutionError, match="parameter `n` = 1000"):
         execute_chapter(md)
     assert _sha(md.with_suffix(".ipynb")) == before
+
+
+def test_consecutive_prints_become_one_output_per_stream():
+    import nbformat
+
+    from ambridge.execute import _merge_streams
+
+    out = nbformat.v4.new_output
+    outputs = [
+        out("stream", name="stdout", text="a\n"),
+        out("stream", name="stdout", text="b\n"),
+        out("display_data", data={"text/plain": "fig"}),
+        out("stream", name="stdout", text="c\n"),
+        out("stream", name="stderr", text="w\n"),
+    ]
+    merged = _merge_streams(outputs)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in merged] == [
+        ("stream", "stdout", "a\nb\n"),
+        ("display_data", None, None),
+        ("stream", "stdout", "c\n"),
+        ("stream", "stderr", "w\n"),
+    ]
