@@ -133,8 +133,13 @@ def elbo_dynamics(
     """Integrate the ``flow`` (see :func:`elbo_velocity`) from ``init_logits`` (default 0: q uniform) by Euler steps.
 
     A state whose step would raise its energy E(q) retries with half the step (up to ``max_halvings`` times, then
-    stays put for that step), so E never increases (beyond rounding: a rise of a few ulps is not refused). A state stops when its largest velocity component is below
-    ``tol``; stopped states are frozen. At the fixed point q = softmax(a) = p(z ∣ x; θ) and E = −log p(x; θ).
+    stays put for that step), so E never increases (beyond rounding: a rise of a few ulps is not refused).
+
+    A state stops when its largest velocity component is below ``tol``; stopped states are frozen. At the fixed point
+    q = softmax(a) = p(z ∣ x; θ) and E = −log p(x; θ). For the gradient flow a small velocity is necessary, not
+    sufficient: near a corner of the simplex every component of (diag(q) − q qᵀ)(a − v) is small, so a state that a
+    too-large Euler step (``step_size`` well above K) threw into the wrong corner also reads as converged. Check
+    ``q`` against the posterior when in doubt; the natural flow has no such plateaus.
 
     ``log_joint`` a: (..., K); ``init_logits``: (..., K) or None; ``step_size`` Δt/τ > 0.
     """
