@@ -61,8 +61,7 @@ def preset_parameters(chapters: Path, slug: str, preset: str) -> dict | None:
     """The parameters of a preset run: the chapter's defaults (its parameters cell) for ``quick``, which is what
     the page shows, and the defaults overlaid with ``presets/<slug>/<preset>.yaml`` for any other preset. None if
     they cannot be read."""
-    import yaml
-    from ambridge.run import _jsonable, chapter_parameters
+    from ambridge.run import _jsonable, chapter_parameters, load_preset
 
     md = chapters / f"{slug}.md"
     path = chapters / "presets" / slug / f"{preset}.yaml"
@@ -70,10 +69,8 @@ def preset_parameters(chapters: Path, slug: str, preset: str) -> dict | None:
         return None
     try:
         defaults = _jsonable(chapter_parameters(md))
-        values = {} if preset == "quick" else yaml.safe_load(path.read_text()) or {}
+        values = {} if preset == "quick" else load_preset(str(path), md)
     except Exception:  # a chapter being written may not parse yet: then nothing matches
-        return None
-    if not isinstance(values, dict):
         return None
     return {**defaults, **values}
 

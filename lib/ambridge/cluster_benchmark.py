@@ -767,19 +767,13 @@ def load_benchmark_preset(preset: str) -> dict[str, Any]:
     """A preset by name (``quick``, ``paper``) or YAML path: keys ``datasets``, ``methods`` (lists), ``seeds``
     (a count or a list) and ``out`` (a results directory, relative to the book's root). Errors are
     :class:`ambridge.run.UsageError`."""
-    from ambridge.run import UsageError, read_yaml_mapping
+    from ambridge.run import UsageError, find_preset
 
-    path = Path(preset)
-    if not path.is_file() and path.suffix == "" and "/" not in preset:
-        path = presets_dir() / f"{preset}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in presets_dir().glob("*.yaml"))
-        raise UsageError(f"no preset {preset!r} (looked for {path}); presets: {', '.join(names) or '(none)'}")
-    values = read_yaml_mapping(path, "preset", "of datasets, methods, seeds, out")
+    values = find_preset(preset, presets_dir(), "the benchmark", "of datasets, methods, seeds, out")
     unknown = sorted(set(values) - _PRESET_KEYS)
     if unknown:
         valid = ", ".join(sorted(_PRESET_KEYS))
-        raise UsageError(f"preset {path}: unknown key(s) {', '.join(unknown)}; valid: {valid}")
+        raise UsageError(f"preset {preset}: unknown key(s) {', '.join(unknown)}; valid: {valid}")
     return values
 
 

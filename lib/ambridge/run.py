@@ -159,15 +159,19 @@ def presets_dir(md: Path) -> Path:
 
 def load_preset(preset: str, md: Path) -> dict[str, Any]:
     """Read a preset: a YAML file path, or a bare name (``paper``) meaning ``presets/<slug>/<name>.yaml``."""
+    return find_preset(preset, presets_dir(md), md.stem, "of parameter: value")
+
+
+def find_preset(preset: str, folder: Path, owner: str, shape: str) -> dict[str, Any]:
+    """Read ``preset``: a YAML file path, or a bare name meaning ``folder/<name>.yaml``; a missing one is a
+    :class:`UsageError` listing the presets of ``owner`` in ``folder``; the file must hold a mapping ``shape``."""
     path = Path(preset)
     if not path.is_file() and path.suffix == "" and "/" not in preset:
-        path = presets_dir(md) / f"{preset}.yaml"
+        path = folder / f"{preset}.yaml"
     if not path.is_file():
-        names = sorted(p.stem for p in presets_dir(md).glob("*.yaml"))
-        raise UsageError(
-            f"no preset {preset!r} (looked for {path}); presets of {md.stem}: {', '.join(names) or '(none)'}"
-        )
-    return read_yaml_mapping(path, "preset", "of parameter: value")
+        names = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise UsageError(f"no preset {preset!r} (looked for {path}); presets of {owner}: {', '.join(names) or '(none)'}")
+    return read_yaml_mapping(path, "preset", shape)
 
 
 def read_yaml_mapping(path: Path, what: str, shape: str) -> dict:
