@@ -36,7 +36,8 @@ except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from ambridge import kde
-from ambridge.runtime import ParameterError, Stopwatch, check_number, hardware_summary, run_record, select_device
+from ambridge.runtime import ParameterError, Stopwatch, check_number, hardware_summary, select_device
+from ambridge.book.records import run_record
 
 DEFAULTS = {
     "cpu": {"dims": [48], "sizes": [4096, 16384, 65536], "queries": 256, "chunk": 4096, "naive_chunk": 256},

@@ -38,7 +38,8 @@ from icl_loop_sampler import loop_negatives  # noqa: E402
 
 from ambridge.icl import (EnergyTransformer, ModelConfig, MixtureStream, MixtureTask,  # noqa: E402
                           contrastive_divergence_loss, langevin_negatives, negative_positions, uniform_init)
-from ambridge.runtime import Stopwatch, hardware_summary, run_record, select_device  # noqa: E402
+from ambridge.runtime import Stopwatch, hardware_summary, select_device  # noqa: E402
+from ambridge.book.records import run_record
 
 CONFIGS = {
     "small": {"d_model": 64, "n_heads": 8, "n_layers": 3, "langevin_steps": 7, "step_size": 3.16, "batch": 8},

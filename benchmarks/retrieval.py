@@ -42,7 +42,8 @@ except ImportError:  # run from a checkout without an installed package
 
 from ambridge.data import sphere_points
 from ambridge.dynamics import _on_sphere, mean_shift_step
-from ambridge.runtime import ParameterError, Stopwatch, check_number, hardware_summary, run_record, select_device
+from ambridge.runtime import ParameterError, Stopwatch, check_number, hardware_summary, select_device
+from ambridge.book.records import run_record
 
 DEFAULTS = {
     "cpu": {"dims": [64], "sizes": [1024, 2048, 4096, 8192], "chunk": 4096},

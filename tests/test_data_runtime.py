@@ -19,6 +19,7 @@ import torch  # noqa: E402
 
 from ambridge import data as amdata  # noqa: E402
 from ambridge import plotting, runtime  # noqa: E402
+from ambridge.book import records  # noqa: E402
 from ambridge.runtime import ParameterError  # noqa: E402
 
 F64 = torch.float64
@@ -211,14 +212,14 @@ def test_seed_everything_is_reproducible(restore_torch_state):
 
 def test_repo_root_is_found_from_anywhere(tmp_path, monkeypatch):
     expected = Path(__file__).resolve().parents[1]
-    assert runtime.repo_root() == expected
+    assert records.repo_root() == expected
     assert (expected / "_toc.yml").is_file() and (expected / "lib" / "ambridge").is_dir()
     monkeypatch.chdir(tmp_path)  # not inside the book: found from the library's own location
-    assert runtime.repo_root() == expected
+    assert records.repo_root() == expected
 
 
 def test_run_record_has_the_keys_and_is_json_serialisable():
-    rec = runtime.run_record({"beta": 2.0, "n": 3}, wall_time_s=1.23456, device="cpu", error=0.01, curve=[1, 2])
+    rec = records.run_record({"beta": 2.0, "n": 3}, wall_time_s=1.23456, device="cpu", error=0.01, curve=[1, 2])
     assert set(rec) == {"parameters", "commit", "hardware", "wall_time_s", "created", "error", "curve"}
     assert rec["parameters"] == {"beta": 2.0, "n": 3} and rec["wall_time_s"] == 1.235 and rec["error"] == 0.01
     assert isinstance(rec["commit"], str) and rec["commit"]
@@ -226,7 +227,7 @@ def test_run_record_has_the_keys_and_is_json_serialisable():
     assert time.strptime(rec["created"], "%Y-%m-%dT%H:%M:%SZ")
     assert json.loads(json.dumps(rec)) == rec
     with pytest.raises(TypeError):
-        runtime.run_record({"x": torch.zeros(1)}, wall_time_s=0.0)
+        records.run_record({"x": torch.zeros(1)}, wall_time_s=0.0)
 
 
 def test_stopwatch_measures_elapsed_time():
@@ -286,7 +287,7 @@ def test_plot_landscape_and_plot_paths_draw(figure):
 
 
 def test_publish_results_writes_only_under_the_runner(tmp_path, monkeypatch):
-    from ambridge.runtime import RESULTS_ENV, publish_results
+    from ambridge.book.records import RESULTS_ENV, publish_results
 
     monkeypatch.delenv(RESULTS_ENV, raising=False)
     assert publish_results(a=np.float64(1.5)) == {"a": 1.5}  # no file anywhere

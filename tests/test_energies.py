@@ -606,6 +606,6 @@ def _with_ids(cases):
 def test_bad_input_raises_a_clear_error_naming_the_argument(case, call, exc, name):
     with pytest.raises(exc) as info:
         call()
-    # the argument in backticks, as _shapes writes it (or a whole phrase naming it, where one is given)
+    # the argument in backticks, as checks writes it (or a whole phrase naming it, where one is given)
     expected = name if " " in name else f"`{name}`"
     assert expected in str(info.value), f"{case}: message {str(info.value)!r} does not name {expected}"

@@ -19,7 +19,7 @@ import json, os, time
 import torch
 
 from ambridge import attention as att
-from ambridge.runtime import run_record
+from ambridge.book.records import run_record
 
 small = os.environ["SMALL"] == "1"
 device = os.environ["DEVICE"]

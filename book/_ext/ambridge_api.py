@@ -6,7 +6,7 @@ Used on a page as (inside ``{eval-rst}``, because autodoc parses docstrings as r
 
 The directive finds the modules itself (:func:`public_modules`), so a new module of the library appears in the
 reference at the next build, with no list to keep up to date. A module is public unless a part of its dotted name
-starts with an underscore (``ambridge._shapes``, ``ambridge.icl.__main__``). A module that fails to import stops
+starts with an underscore (``ambridge.memories._base``, ``ambridge.icl.__main__``). A module that fails to import stops
 the strict build (autodoc warns, and warnings are errors).
 
 While a module is being written and its docstrings do not parse yet, ``AMBRIDGE_API_SKIP=ambridge.x,ambridge.y``

@@ -35,9 +35,9 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-from scipy.special import gammaln, ive
 
-from . import _shapes
+from . import checks
+from .special import check_kappa, check_sphere_dim, log_bessel_iv, log_vmf_normaliser, vmf_mean_resultant_length
 
 __all__ = [
     "log_bessel_iv",
@@ -64,141 +64,11 @@ __all__ = [
 
 # --- 1. von Mises–Fisher distributions ------------------------------------------------------------------------
 
-_UNDERFLOW = 1e-280  # ive below this has lost its relative precision (or is about to): use an expansion instead
-
-
-def _log_iv_series(nu: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log I_ν(x) from the power series, for x² ≤ 0.04 (ν + 1): log((x/2)^ν/Γ(ν+1) Σ_k (x²/4)^k/(k!(ν+1)_k))."""
-    y = x * x / 4
-    term, total = np.ones_like(x), np.ones_like(x)
-    for k in range(1, 9):  # ratio of terms ≤ 0.01/k: eight terms reach 1e-20
-        term = term * y / (k * (nu + k))
-        total = total + term
-    with np.errstate(divide="ignore"):
-        return nu * np.log(x / 2) - gammaln(nu + 1) + np.log(total)
-
-
-def _log_iv_debye(nu: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log I_ν(x) from Debye's uniform asymptotic expansion in ν (Abramowitz & Stegun 9.7.7), four correction
-    terms: relative error O(ν⁻⁵), used only where ``ive`` underflows, i.e. for ν in the hundreds."""
-    z = x / nu
-    s = np.sqrt(1 + z * z)
-    t = 1 / s
-    eta = s + np.log(z / (1 + s))
-    t2 = t * t
-    u1 = t * (3 - 5 * t2) / 24
-    u2 = t2 * (81 - 462 * t2 + 385 * t2**2) / 1152
-    u3 = t * t2 * (30375 - 369603 * t2 + 765765 * t2**2 - 425425 * t2**3) / 414720
-    u4 = t2 * t2 * (4465125 - 94121676 * t2 + 349922430 * t2**2 - 446185740 * t2**3 + 185910725 * t2**4) / 39813120
-    series = 1 + u1 / nu + u2 / nu**2 + u3 / nu**3 + u4 / nu**4
-    return nu * eta - 0.5 * np.log(2 * np.pi * nu) - 0.5 * np.log(s) + np.log(series)
-
-
-def log_bessel_iv(order, x) -> np.ndarray:
-    """log I_ν(x), the modified Bessel function of the first kind, for ν ≥ 0 and x ≥ 0, without overflow or underflow.
-
-    ``scipy.special.ive(ν, x) = I_ν(x) e^{−x}`` gives log I_ν = log ive + x for large x; where ``ive`` underflows
-    (large ν, small x) the power series (x² ≤ 0.04(ν+1)) or Debye's expansion takes over. log I_ν(0) = 0 for
-    ν = 0 and −∞ otherwise. Arrays broadcast; returns float64.
-    """
-    nu, x = np.broadcast_arrays(np.asarray(order, dtype=np.float64), np.asarray(x, dtype=np.float64))
-    if np.any(nu < 0) or np.any(x < 0) or not np.all(np.isfinite(x)):
-        raise ValueError("log_bessel_iv needs order ≥ 0 and finite x ≥ 0")
-    out = np.empty(nu.shape)
-    small = (x * x <= 0.04 * (nu + 1)) & (x > 0)
-    with np.errstate(divide="ignore", under="ignore"):
-        scaled = ive(nu, x)
-        out[...] = np.log(scaled) + x
-    out[small] = _log_iv_series(nu[small], x[small])
-    tail = ~small & ~(scaled > _UNDERFLOW) & (x > 0)
-    out[tail] = _log_iv_debye(nu[tail], x[tail])
-    zero = x == 0
-    out[zero] = np.where(nu[zero] == 0, 0.0, -np.inf)
-    return out
-
-
-def _log_normaliser_numpy(kappa: np.ndarray, p: int) -> np.ndarray:
-    nu = p / 2 - 1
-    kappa = np.asarray(kappa, dtype=np.float64)
-    out = np.empty(kappa.shape)
-    zero = kappa == 0
-    log_area = math.log(2) + (p / 2) * math.log(math.pi) - float(gammaln(p / 2))  # log |S^{p−1}|
-    out[zero] = -log_area
-    k = kappa[~zero]
-    out[~zero] = nu * np.log(k) - (p / 2) * math.log(2 * math.pi) - log_bessel_iv(nu, k)
-    return out
-
-
-def _mean_resultant_numpy(kappa: np.ndarray, p: int) -> np.ndarray:
-    """A_p(κ) = I_{p/2}(κ)/I_{p/2−1}(κ) = E[mᵀx] under vMF(m, κ); A_p(0) = 0."""
-    kappa = np.asarray(kappa, dtype=np.float64)
-    out = np.zeros(kappa.shape)
-    pos = kappa > 0
-    k = kappa[pos]
-    out[pos] = np.exp(log_bessel_iv(p / 2, k) - log_bessel_iv(p / 2 - 1, k))
-    return out
-
-
-def _check_dim(dim) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
-        raise ValueError(f"`dim` (p, the sphere S^(p-1) lies in R^p) must be an integer >= 2, got {dim!r}")
-    return int(dim)
-
-
-def _check_kappa(kappa) -> None:
-    k = kappa.detach().cpu().double().numpy() if isinstance(kappa, torch.Tensor) else np.asarray(kappa, dtype=float)
-    if not np.all(np.isfinite(k)) or np.any(k < 0):
-        raise ValueError("concentrations `kappa` must be finite and >= 0")
-
-
-class _LogNormaliser(torch.autograd.Function):
-    """log C_p(κ) on tensors; d/dκ log C_p(κ) = −A_p(κ) (from I_ν' = I_{ν+1} + (ν/κ) I_ν)."""
-
-    @staticmethod
-    def forward(ctx, kappa, p):
-        ctx.p = p
-        ctx.save_for_backward(kappa)
-        value = _log_normaliser_numpy(kappa.detach().cpu().double().numpy(), p)
-        return torch.as_tensor(value, dtype=kappa.dtype, device=kappa.device)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (kappa,) = ctx.saved_tensors
-        a = _mean_resultant_numpy(kappa.detach().cpu().double().numpy(), ctx.p)
-        return -grad * torch.as_tensor(a, dtype=kappa.dtype, device=kappa.device), None
-
-
-def log_vmf_normaliser(kappa, dim: int):
-    """log C_p(κ) = (p/2 − 1) log κ − (p/2) log 2π − log I_{p/2−1}(κ), the vMF normaliser on S^{p−1} ⊂ ℝ^p.
-
-    ``kappa`` ≥ 0: a number, a NumPy array or a tensor (differentiable; computed in float64 through SciPy and
-    returned in the tensor's dtype and device). ``dim`` = p ≥ 2. At κ = 0 it is minus the log of the area of
-    S^{p−1} (the uniform law). Stable for κ up to 1e300 and p in the tens of thousands.
-    """
-    p = _check_dim(dim)
-    _check_kappa(kappa)
-    if isinstance(kappa, torch.Tensor):
-        return _LogNormaliser.apply(kappa, p)
-    out = _log_normaliser_numpy(np.asarray(kappa, dtype=np.float64), p)
-    return float(out) if out.ndim == 0 else out
-
-
-def vmf_mean_resultant_length(kappa, dim: int):
-    """A_p(κ) = I_{p/2}(κ)/I_{p/2−1}(κ) = E[mᵀx] for x ~ vMF(m, κ) on S^{p−1}: 0 at κ = 0, → 1 as κ → ∞."""
-    p = _check_dim(dim)
-    _check_kappa(kappa)
-    if isinstance(kappa, torch.Tensor):
-        a = _mean_resultant_numpy(kappa.detach().cpu().double().numpy(), p)
-        return torch.as_tensor(a, dtype=kappa.dtype, device=kappa.device)
-    out = _mean_resultant_numpy(np.asarray(kappa, dtype=np.float64), p)
-    return float(out) if out.ndim == 0 else out
-
-
 def vmf_log_density(x: torch.Tensor, mean_direction: torch.Tensor, kappa) -> torch.Tensor:
     """log p(x; m, κ) = log C_p(κ) + κ mᵀx for unit vectors ``x`` (..., p), ``mean_direction`` (p,) or (..., p),
     ``kappa`` a number or a tensor broadcastable to (...)."""
-    x = _shapes.points("x", x)
-    m = _shapes.points("mean_direction", mean_direction, dim=x.shape[-1])
+    x = checks.points("x", x)
+    m = checks.points("mean_direction", mean_direction, dim=x.shape[-1])
     kappa = torch.as_tensor(kappa, dtype=x.dtype, device=x.device)
     return log_vmf_normaliser(kappa, x.shape[-1]) + kappa * (x * m).sum(-1)
 
@@ -220,14 +90,14 @@ def sample_vmf(
     """
     from scipy.stats import vonmises_fisher
 
-    m = _shapes.patterns("mean_directions", mean_directions)
+    m = checks.patterns("mean_directions", mean_directions)
     n, p = m.shape
-    _check_dim(p)
+    check_sphere_dim(p)
     k = torch.as_tensor(kappa, dtype=torch.float64).cpu()
     k = k.expand(n) if k.ndim == 0 else k
     if k.shape != (n,):
         raise ValueError(f"`kappa` must be a number or have shape ({n},), got {tuple(k.shape)}")
-    _check_kappa(k)
+    check_kappa(k)
     rng = _numpy_rng(generator)
     kn = k.numpy()
     draws = np.empty((n, p))
@@ -267,9 +137,9 @@ def vmf_responsibilities(
     dimension of the space the sphere spans (default D; it is D − 1 for LayerNorm'd vectors, which live in the
     hyperplane ⊥ 1); ``mask``: bool, True where a component is allowed.  →  (..., Q, K).
     """
-    x = _shapes.points("x", x)
-    directions = _shapes.points("directions", directions, dim=x.shape[-1], min_ndim=2)
-    p = _check_dim(x.shape[-1] if dim is None else dim)
+    x = checks.points("x", x)
+    directions = checks.points("directions", directions, dim=x.shape[-1], min_ndim=2)
+    p = check_sphere_dim(x.shape[-1] if dim is None else dim)
     cos = x @ directions.transpose(-1, -2)
     kappa = torch.as_tensor(kappa, dtype=x.dtype, device=x.device)
     kappa = kappa.expand(torch.broadcast_shapes(kappa.shape, cos.shape))
@@ -326,7 +196,7 @@ def _project_query(keys, query_weight, query_bias):
         if query_bias is not None:
             raise ValueError("`query_bias` needs `query_weight`")
         return keys, None
-    w = _shapes.points("query_weight", query_weight, dim=None, min_ndim=2)
+    w = checks.points("query_weight", query_weight, dim=None, min_ndim=2)
     if w.shape[-2] != keys.shape[-1]:
         raise ValueError(f"`query_weight` must have shape ({keys.shape[-1]}, D), got {tuple(w.shape)}")
     bias = None if query_bias is None else keys @ torch.as_tensor(query_bias, dtype=keys.dtype)
@@ -362,12 +232,12 @@ def layernorm_attention_vmf(
     ``x``: (..., T, D) tokens before the norm; ``keys``: (..., S, D) (or (..., S, D_h) with ``query_weight``
     (D_h, D) and ``query_bias`` (D_h,)); ``gamma``, ``delta``: numbers or (D,); ``mask``: bool (..., T, S).
     """
-    x = _shapes.points("x", x, min_ndim=2)
-    keys = _shapes.points("keys", keys, min_ndim=2)
+    x = checks.points("x", x, min_ndim=2)
+    keys = checks.points("keys", keys, min_ndim=2)
     d = x.shape[-1]
     if d < 3:
         raise ValueError("LayerNorm'd vectors span D − 1 dimensions: need D >= 3")
-    _shapes.positive("scale", scale)
+    checks.positive("scale", scale)
     if eps < 0:
         raise ValueError(f"`eps` must be >= 0, got {eps!r}")
     gamma, delta = _gain("gamma", gamma, d, x), _gain("delta", delta, d, x)
@@ -412,13 +282,13 @@ def rmsnorm_attention_vmf(
     sphere of the head space, p = D_h. ``x``: (..., T, D); ``keys``: (..., S, D_h); ``gamma``: number or (D,);
     ``query_weight``: W_q (D_h, D) or None (D_h = D).
     """
-    x = _shapes.points("x", x, min_ndim=2)
-    keys = _shapes.points("keys", keys, min_ndim=2)
-    _shapes.positive("scale", scale)
+    x = checks.points("x", x, min_ndim=2)
+    keys = checks.points("keys", keys, min_ndim=2)
+    checks.positive("scale", scale)
     gamma = _gain("gamma", gamma, x.shape[-1], x)
     q = gamma * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     if query_weight is not None:
-        q = q @ _shapes.points("query_weight", query_weight, dim=x.shape[-1], min_ndim=2).transpose(-1, -2)
+        q = q @ checks.points("query_weight", query_weight, dim=x.shape[-1], min_ndim=2).transpose(-1, -2)
     if q.shape[-1] != keys.shape[-1]:
         raise ValueError(f"queries have dimension {q.shape[-1]}, keys {keys.shape[-1]}")
     q_len, k_len = q.norm(dim=-1), keys.norm(dim=-1)
@@ -438,8 +308,8 @@ def additive_concentration_fit(queries: torch.Tensor, keys: torch.Tensor, *, sca
     form (T, S), a (T,), b (S,)). If they differ from softmax(s) no additive form reproduces the attention.
     ``queries``: (T, D); ``keys``: (S, D).
     """
-    q = _shapes.patterns("queries", queries)
-    k = _shapes.patterns("keys", keys, dim=q.shape[1])
+    q = checks.patterns("queries", queries)
+    k = checks.patterns("keys", keys, dim=q.shape[1])
     t, s = q.shape[0], k.shape[0]
     logits = scale * q @ k.T
     cos = (q / q.norm(dim=-1, keepdim=True)) @ (k / k.norm(dim=-1, keepdim=True)).T
@@ -527,14 +397,14 @@ def token_dynamics(
     ``init``: (..., n, d) (normalised before the first step); ``beta``: number or tensor broadcastable to the batch
     shape (...). Returns (R, ..., n, d) for the R recorded steps (sorted, step 0 = the initial tokens).
     """
-    x = _normalise(_shapes.points("init", init, min_ndim=2).clone())
-    _shapes.positive("step_size", step_size)
+    x = _normalise(checks.points("init", init, min_ndim=2).clone())
+    checks.positive("step_size", step_size)
     if scheme not in ("sphere", "post_ln", "pre_ln"):
         raise ValueError(f"`scheme` must be 'sphere', 'post_ln' or 'pre_ln', got {scheme!r}")
     beta = torch.as_tensor(beta, dtype=x.dtype, device=x.device)
-    _shapes.positive("beta", beta)
+    checks.positive("beta", beta)
     beta = beta.expand(x.shape[:-2])
-    steps = sorted({_shapes.count("record step", int(s)) for s in record_steps})
+    steps = sorted({checks.count("record step", int(s)) for s in record_steps})
     out, step = [], 0
     for target in steps:
         while step < target:
@@ -555,8 +425,8 @@ def count_clusters(points: torch.Tensor, threshold: float = 0.05) -> np.ndarray:
     than ``threshold`` (Euclidean; on the unit sphere 0.05 is about 3 degrees). → integer array of shape (...)."""
     from scipy.sparse.csgraph import connected_components
 
-    pts = _shapes.points("points", points, min_ndim=2).detach().cpu().double()
-    _shapes.positive("threshold", threshold)
+    pts = checks.points("points", points, min_ndim=2).detach().cpu().double()
+    checks.positive("threshold", threshold)
     close = (torch.cdist(pts, pts) < threshold).numpy()
     flat = close.reshape(-1, *close.shape[-2:])
     counts = np.array([connected_components(a, directed=False)[0] for a in flat])
@@ -594,7 +464,7 @@ def vmf_retrieval_batch(
     """A batch of the task: ``tokens`` (B, S + Q, p + 3), memories first; ``target`` z (B, Q); ``posterior`` the
     Bayes E-step (B, Q, S) (None if ``posterior=False``, which saves time in training); ``kappa`` and
     ``log_weight`` (B, S) (log π normalised); ``directions`` (B, S, p)."""
-    _shapes.count("batch_size", batch_size, low=1)
+    checks.count("batch_size", batch_size, low=1)
     b, s, q, p = batch_size, task.n_memories, task.n_queries, task.dim
     dtype = torch.float32
     g = torch.randn(b, s, p, generator=generator, dtype=torch.float64)
@@ -745,7 +615,7 @@ def train_retrieval(
     Returns ``{"step": [...], "loss": [...]}``: the mean cross-entropy on ``eval_batch`` (a fixed batch from
     :func:`vmf_retrieval_batch`) every ``eval_every`` steps, including step 0 and the last.
     """
-    _shapes.count("steps", steps, low=1)
+    checks.count("steps", steps, low=1)
     s = task.n_memories
     device = next(model.parameters()).device
     eval_tokens, eval_target = eval_batch["tokens"].to(device), eval_batch["target"].to(device)

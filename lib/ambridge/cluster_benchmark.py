@@ -572,7 +572,7 @@ class _ThreadLimits:
 def _write_meta(out: Path, result: pd.DataFrame, names, methods, seeds, wall, threads, parameters) -> None:
     import sklearn
 
-    from ambridge.runtime import run_record
+    from ambridge.book.records import run_record
 
     internal_nan = result[list(INTERNAL_METRICS)].isna().any(axis=1) & (result["error"] == "")
     record = run_record(
@@ -798,7 +798,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return 0 (done), 1 (some runs failed) or 2 (bad command line)."""
     from ambridge.run import UsageError
-    from ambridge.runtime import repo_root
+    from ambridge.book.records import repo_root
 
     args = _parser().parse_args(argv)
     try:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import torch
 
-from . import _shapes
+from . import checks
 
 __all__ = ["binary_patterns", "flip_signs", "sphere_points", "mixture_means", "sample_mixture"]
 
 
 def _count(name: str, value: int, low: int = 1) -> int:
-    return _shapes.count(name, value, low)
+    return checks.count(name, value, low)
 
 
 def binary_patterns(n: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -36,12 +36,13 @@ def flip_signs(patterns: torch.Tensor, fraction: float, *, generator: torch.Gene
 def sphere_points(
     n: int, dim: int, *, radius: float = 1.0, generator: torch.Generator | None = None, dtype=None
 ) -> torch.Tensor:
-    """``n`` points uniform on the sphere of radius ``radius`` in ℝ^dim (normalised Gaussians), in ``dtype``
-    (default: torch's default dtype). → (n, dim)."""
+    """``n`` points uniform on the sphere of radius ``radius`` in ℝ^dim: Gaussians drawn in float64 on the
+    generator's device (CPU without one), normalised, then rounded once to ``dtype`` (default: torch's default
+    dtype). → (n, dim). The one sphere sampler of the library (chapters 5 and 6 use it)."""
     _count("n", n), _count("dim", dim)
-    if not radius > 0:
-        raise ValueError(f"`radius` must be > 0, got {radius!r}")
-    x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    checks.positive("radius", radius)
+    device = generator.device if generator is not None else torch.device("cpu")
+    x = torch.randn(n, dim, generator=generator, dtype=torch.float64, device=device)
     return (radius * x / x.norm(dim=-1, keepdim=True)).to(dtype or torch.get_default_dtype())
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 
-from . import _shapes
+from . import checks
 from .energies import squared_distances
 
 __all__ = [
@@ -58,7 +58,7 @@ class Trajectory:
 def energy_gradient(energy: Energy, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(∇E(x), E(x)) for a batch of states ``(..., D)``, by autograd. Each state's gradient is its own
     (the energies are summed before differentiating, and states do not interact)."""
-    state = _shapes.points("state", state)
+    state = checks.points("state", state)
     with torch.enable_grad():
         x = state.detach().requires_grad_(True)
         values = energy(x)
@@ -73,9 +73,9 @@ def gradient_flow(energy: Energy, init: torch.Tensor, *, step_size: float, n_ste
 
     For an L-smooth energy and η ≤ 2/L the energy never increases (the descent lemma). ``init``: (..., D).
     """
-    _shapes.positive("step_size", step_size)
-    _shapes.count("n_steps", n_steps)
-    x = _shapes.points("init", init).detach()
+    checks.positive("step_size", step_size)
+    checks.count("n_steps", n_steps)
+    x = checks.points("init", init).detach()
     states, energies = [x], []
     for _ in range(n_steps):
         grad, value = energy_gradient(energy, x)
@@ -104,14 +104,14 @@ def attention_update(
     (default: the queries' dtype); the result is returned in the queries' dtype. Half precision is fast on GPUs;
     it loses digits, so check it against float32 where it matters.
     """
-    keys = _shapes.patterns("keys", keys)
-    queries = _shapes.points("queries", queries, dim=keys.shape[1])
+    keys = checks.patterns("keys", keys)
+    queries = checks.points("queries", queries, dim=keys.shape[1])
     if not isinstance(values, torch.Tensor) or not values.is_floating_point():
         raise TypeError("`values` must be a floating-point torch.Tensor of shape (N, Dv)")
     if values.ndim != 2 or values.shape[0] != keys.shape[0]:
         raise ValueError(f"`values` must have shape ({keys.shape[0]}, Dv), got {tuple(values.shape)}")
-    bias = _shapes.per_pattern("bias", bias, keys.shape[0])
-    _shapes.positive("scale", scale)
+    bias = checks.per_pattern("bias", bias, keys.shape[0])
+    checks.positive("scale", scale)
     if method not in ("auto", "sdpa", "exact"):
         raise ValueError(f"`method` must be 'auto', 'sdpa' or 'exact', got {method!r}")
     out_dtype = queries.dtype
@@ -163,13 +163,13 @@ def mean_shift_step(
     →  (..., D). ``method``: ``"auto"`` uses fused attention when the bandwidth is shared and the exact path
     otherwise; ``"sdpa"`` insists on attention; ``"exact"`` computes distances directly.
     """
-    data = _shapes.patterns("data", data)
-    state = _shapes.points("state", state, dim=data.shape[1])
-    log_weights = _shapes.per_pattern("log_weights", log_weights, data.shape[0])
-    _shapes.positive("bandwidth", bandwidth)
+    data = checks.patterns("data", data)
+    state = checks.points("state", state, dim=data.shape[1])
+    log_weights = checks.per_pattern("log_weights", log_weights, data.shape[0])
+    checks.positive("bandwidth", bandwidth)
     per_centre = isinstance(bandwidth, torch.Tensor) and bandwidth.ndim > 0
     if per_centre:
-        bandwidth = _shapes.per_pattern("bandwidth", bandwidth, data.shape[0])
+        bandwidth = checks.per_pattern("bandwidth", bandwidth, data.shape[0])
         if method == "sdpa":
             raise ValueError("a bandwidth per centre has no attention form; use method='exact' or 'auto'")
         return _mixture_mode_step(state, data, bandwidth, log_weights, precision)
@@ -209,9 +209,9 @@ def hopfield_update(
 
     It is attention with Q = ξ and K = V = X. ``state``: (..., D); ``memories``: (N, D)  →  (..., D).
     """
-    _shapes.positive("beta", beta)
-    memories = _shapes.patterns("memories", memories)
-    state = _shapes.points("state", state, dim=memories.shape[1])
+    checks.positive("beta", beta)
+    memories = checks.patterns("memories", memories)
+    state = checks.points("state", state, dim=memories.shape[1])
     return attention_update(state, memories, memories, scale=beta, method=method, precision=precision)
 
 
@@ -231,9 +231,9 @@ def clam_step(
     Δt = 1 is the fixed-point iteration v ← Σ_k r_k μ_k, i.e. mean shift with σ² = 1/(2β). The energy never
     increases for Δt ≤ 1 (the Hessian of E_CLAM is at most 2·I). ``state``: (..., D); ``memories``: (K, D).
     """
-    _shapes.positive("beta", beta)
-    memories = _shapes.patterns("memories", memories)
-    state = _shapes.points("state", state, dim=memories.shape[1])
+    checks.positive("beta", beta)
+    memories = checks.patterns("memories", memories)
+    state = checks.points("state", state, dim=memories.shape[1])
     if not 0 < step_size <= 1:
         raise ValueError(f"`step_size` must be in (0, 1], got {step_size!r}")
     target = mean_shift_step(state, memories, (2 * beta) ** -0.5, method=method, precision=precision)
@@ -242,33 +242,57 @@ def clam_step(
 
 @dataclass
 class FixedPoint:
-    """Result of :func:`iterate_to_fixed_point`: final ``state`` (..., D), ``n_iter`` taken, and per-state
-    ``converged`` (...) flags (last step moved less than ``tol``)."""
+    """Result of :func:`iterate_to_fixed_point`: final ``state`` (..., D); ``n_iter``, the most steps any state took;
+    per state, ``steps`` (...) taken and ``converged`` (...) (its last step moved less than ``tol``)."""
 
     state: torch.Tensor
     n_iter: int
     converged: torch.Tensor
+    steps: torch.Tensor
 
 
 def iterate_to_fixed_point(
-    update: Callable[[torch.Tensor], torch.Tensor], init: torch.Tensor, *, max_iter: int = 1000, tol: float = 1e-6
+    update: Callable[[torch.Tensor], torch.Tensor],
+    init: torch.Tensor,
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    chunk: int | None = None,
 ) -> FixedPoint:
     """Apply ``update`` until every state moves less than ``tol`` (Euclidean) in one step, or ``max_iter`` steps.
 
-    States that have converged are frozen, so the result does not depend on how long the slowest one takes.
+    A state that moves less than ``tol`` takes that step and is then frozen, so the result does not depend on how
+    long the slowest state takes. Only the states still moving are passed to ``update`` (so the cost follows the
+    slow ones: in a capacity sweep most states settle in a few steps and a few wander for many), which requires
+    ``update`` to move each state on its own — a map (M, D) → (M, D) for any M, as every retrieval step here is.
+    States are processed ``chunk`` at a time (default: all), bounding memory. ``init``: (..., D).
+    Used in chapter 1 (retrieval converges to the posterior-weighted memories) and chapter 5 (the capacity sweep).
     """
-    _shapes.count("max_iter", max_iter, low=1)
-    _shapes.positive("tol", tol)
-    x = _shapes.points("init", init)
-    done = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)
-    for it in range(1, max_iter + 1):
-        new = update(x)
-        moved = (new - x).norm(dim=-1)
-        x = torch.where(done.unsqueeze(-1), x, new)
-        done = done | (moved < tol)
-        if bool(done.all()):
-            return FixedPoint(x, it, done)
-    return FixedPoint(x, max_iter, done)
+    checks.count("max_iter", max_iter, low=1)
+    checks.positive("tol", tol)
+    x = checks.points("init", init)
+    flat = x.reshape(-1, x.shape[-1]).clone()
+    chunk = flat.shape[0] if chunk is None else checks.count("chunk", chunk, low=1)
+    steps = torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)
+    converged = torch.zeros(flat.shape[0], dtype=torch.bool, device=flat.device)
+    for start in range(0, flat.shape[0], max(chunk, 1)):
+        active = torch.arange(start, min(start + chunk, flat.shape[0]), device=flat.device)
+        for _ in range(max_iter):
+            new = update(flat[active])
+            if new.shape != (len(active), flat.shape[1]):
+                raise ValueError(f"`update` must map (M, D) to (M, D): got {tuple(new.shape)} for "
+                                 f"{(len(active), flat.shape[1])}")
+            moved = (new - flat[active]).norm(dim=-1)
+            flat[active] = new.to(flat.dtype)
+            steps[active] += 1
+            settled = moved < tol  # a NaN step never counts as converged
+            converged[active[settled]] = True
+            active = active[~settled]
+            if active.numel() == 0:
+                break
+    shape = x.shape[:-1]
+    return FixedPoint(flat.reshape(x.shape), int(steps.max()) if steps.numel() else 0,
+                      converged.reshape(shape), steps.reshape(shape))
 
 
 def dense_retrieve(
@@ -290,15 +314,15 @@ def dense_retrieve(
 
     ``state``: (T, D) of ±1; ``memories``: (K, D) of ±1  →  (T, D) of ±1 after ``n_sweeps`` sweeps.
     """
-    memories = _shapes.patterns("memories", memories)
-    state = _shapes.points("state", state, dim=memories.shape[1])
+    memories = checks.patterns("memories", memories)
+    state = checks.points("state", state, dim=memories.shape[1])
     if state.ndim != 2:
         raise ValueError(f"`state` must have shape (T, D), got {tuple(state.shape)}")
     if interaction not in ("polynomial", "exponential"):
         raise ValueError(f"`interaction` must be 'polynomial' or 'exponential', got {interaction!r}")
     if interaction == "polynomial":
-        _shapes.count("degree", degree, low=1)
-    _shapes.count("n_sweeps", n_sweeps)
+        checks.count("degree", degree, low=1)
+    checks.count("n_sweeps", n_sweeps)
 
     def prefers_up(rest, column):  # E(s_i = −1) − E(s_i = +1) ≥ 0, per state, without overflow
         if interaction == "exponential":  # Σ_k e^{rest_k}(e^{c_k} − e^{−c_k}), scaled by a positive factor

@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from . import _shapes
+from . import checks
 
 __all__ = [
     "hebbian_weights",
@@ -29,6 +29,7 @@ __all__ = [
     "clam_energy",
     "modern_hopfield_energy",
     "squared_distances",
+    "squared_distances_by_inner_products",
     "gaussian_mixture_log_joint",
     "gaussian_mixture_nll",
     "mixture_responsibilities",
@@ -45,7 +46,7 @@ def hebbian_weights(patterns: torch.Tensor) -> torch.Tensor:
 
     W = (1/D) Σ_μ ξ^μ ξ^μᵀ with zero diagonal.  ``patterns``: (N, D) of ±1  →  W: (D, D).
     """
-    patterns = _shapes.patterns("patterns", patterns)
+    patterns = checks.patterns("patterns", patterns)
     d = patterns.shape[1]
     weights = patterns.T @ patterns / d
     weights.fill_diagonal_(0.0)
@@ -54,9 +55,9 @@ def hebbian_weights(patterns: torch.Tensor) -> torch.Tensor:
 
 def hopfield_energy(state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Classical Hopfield energy E(s) = −½ sᵀ W s.   ``state``: (..., D), ``weights``: (D, D)  →  (...)."""
-    state = _shapes.points("state", state)
+    state = checks.points("state", state)
     d = state.shape[-1]
-    weights = _shapes.points("weights", weights)
+    weights = checks.points("weights", weights)
     if weights.shape != (d, d):
         raise ValueError(f"`weights` must have shape ({d}, {d}) to match the state, got {tuple(weights.shape)}")
     return -0.5 * torch.einsum("...i,ij,...j->...", state, weights, state)
@@ -77,11 +78,11 @@ def dense_energy(
 
     ``state``: (..., D); ``memories``: (K, D)  →  (...).
     """
-    memories = _shapes.patterns("memories", memories)
-    state = _shapes.points("state", state, dim=memories.shape[1])
+    memories = checks.patterns("memories", memories)
+    state = checks.points("state", state, dim=memories.shape[1])
     overlaps = state @ memories.T  # (..., K)
     if interaction == "polynomial":
-        return -(overlaps ** _shapes.count("degree", degree, low=1)).sum(-1)
+        return -(overlaps ** checks.count("degree", degree, low=1)).sum(-1)
     if interaction == "exponential":
         return -torch.logsumexp(overlaps, dim=-1).exp()
     raise ValueError(f"`interaction` must be 'polynomial' or 'exponential', got {interaction!r}")
@@ -95,9 +96,20 @@ def squared_distances(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
     ``x``: (..., D); ``centres``: (K, D)  →  (..., K).
     """
-    centres = _shapes.patterns("centres", centres)
-    x = _shapes.points("x", x, dim=centres.shape[1])
+    centres = checks.patterns("centres", centres)
+    x = checks.points("x", x, dim=centres.shape[1])
     return (x.unsqueeze(-2) - centres).pow(2).sum(-1)
+
+
+def squared_distances_by_inner_products(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """‖x‖² − 2xᵀc_k + ‖c_k‖², clamped at 0: the fast form (one matrix product, memory O(|x|·K) instead of
+    O(|x|·K·D)), for ranking and for large D. It loses digits when ‖x − c‖ ≪ ‖x‖ (cancellation): where a distance
+    near zero matters, use :func:`squared_distances`. ``x``: (..., D); ``centres``: (K, D)  →  (..., K).
+    """
+    centres = checks.patterns("centres", centres)
+    x = checks.points("x", x, dim=centres.shape[1])
+    out = x.pow(2).sum(-1, keepdim=True) - 2 * x @ centres.T + centres.pow(2).sum(-1)
+    return out.clamp_min(0)
 
 
 def clam_energy(state: torch.Tensor, memories: torch.Tensor, beta: float) -> torch.Tensor:
@@ -106,9 +118,9 @@ def clam_energy(state: torch.Tensor, memories: torch.Tensor, beta: float) -> tor
     Its gradient flow τ dv/dt = −½∇E = Σ_k r_k(v) (μ_k − v), r = softmax(−β‖μ − v‖²), never increases E.
     ``state``: (..., D); ``memories``: (K, D); ``beta`` > 0  →  (...).
     """
-    _shapes.positive("beta", beta)
-    memories = _shapes.patterns("memories", memories)
-    state = _shapes.points("state", state, dim=memories.shape[1])
+    checks.positive("beta", beta)
+    memories = checks.patterns("memories", memories)
+    state = checks.points("state", state, dim=memories.shape[1])
     return -torch.logsumexp(-beta * squared_distances(state, memories), dim=-1) / beta
 
 
@@ -120,9 +132,9 @@ def modern_hopfield_energy(state: torch.Tensor, memories: torch.Tensor, beta: fl
     Its update ξ ← Xᵀ softmax(β X ξ) is softmax attention (:func:`ambridge.dynamics.hopfield_update`).
     ``state``: (..., D); ``memories``: (N, D); ``beta`` > 0  →  (...).
     """
-    _shapes.positive("beta", beta)
-    memories = _shapes.patterns("memories", memories)
-    state = _shapes.points("state", state, dim=memories.shape[1])
+    checks.positive("beta", beta)
+    memories = checks.patterns("memories", memories)
+    state = checks.points("state", state, dim=memories.shape[1])
     n = memories.shape[0]
     big_m = memories.norm(dim=-1).max()
     lse = torch.logsumexp(beta * (state @ memories.T), dim=-1) / beta
@@ -134,18 +146,18 @@ def modern_hopfield_energy(state: torch.Tensor, memories: torch.Tensor, beta: fl
 
 def _mixture_terms(x, means, variance, weights):
     """Shared checks for the mixture functions; returns (means, variances (K,), log π (K,))."""
-    means = _shapes.patterns("means", means)
+    means = checks.patterns("means", means)
     k = means.shape[0]
     variance = torch.as_tensor(variance, dtype=means.dtype, device=means.device)
     if variance.ndim == 0:
         variance = variance.expand(k)
     if variance.shape != (k,):
         raise ValueError(f"`variance` must be a scalar or have shape ({k},), got {tuple(variance.shape)}")
-    _shapes.positive("variance", variance)
+    checks.positive("variance", variance)
     if weights is None:
         log_weights = torch.full((k,), -math.log(k), dtype=means.dtype, device=means.device)
     else:
-        weights = _shapes.per_pattern("weights", weights, k)
+        weights = checks.per_pattern("weights", weights, k)
         if bool((weights < 0).any()) or not math.isclose(float(weights.sum()), 1.0, rel_tol=1e-5, abs_tol=1e-5):
             raise ValueError("`weights` must be non-negative and sum to 1")
         log_weights = weights.to(means.dtype).log()
@@ -179,17 +191,17 @@ def kde_nll(x: torch.Tensor, data: torch.Tensor, bandwidth: float) -> torch.Tens
 
     Equals −log Σ_n exp(−‖x − x_n‖²/(2σ²)) + log N + (D/2) log(2πσ²).  ``x``: (..., D); ``data``: (N, D)  →  (...).
     """
-    _shapes.positive("bandwidth", bandwidth)
+    checks.positive("bandwidth", bandwidth)
     if isinstance(bandwidth, torch.Tensor) and bandwidth.ndim > 0:
         raise ValueError(f"`bandwidth` must be a scalar, got shape {tuple(bandwidth.shape)}")
-    data = _shapes.patterns("data", data)
-    x = _shapes.points("x", x, dim=data.shape[1])
+    data = checks.patterns("data", data)
+    x = checks.points("x", x, dim=data.shape[1])
     return gaussian_mixture_nll(x, data, bandwidth**2)
 
 
 def clam_nll_constant(n_memories: int, dim: int, beta: float) -> float:
     """The constant C in −log p(x) = β·E_CLAM(x) + C for the mixture with π_k = 1/K, Σ = I/(2β):
     C = log K + (D/2) log(π/β)."""
-    _shapes.positive("beta", beta)
-    _shapes.count("n_memories", n_memories, low=1), _shapes.count("dim", dim, low=1)
+    checks.positive("beta", beta)
+    checks.count("n_memories", n_memories, low=1), checks.count("dim", dim, low=1)
     return math.log(n_memories) + 0.5 * dim * math.log(math.pi / beta)

@@ -118,7 +118,7 @@ def record_timing(md: Path, seconds: float) -> Path:
     includes the kernel's start.
     """
     from ambridge.run import _jsonable, _record_device, chapter_parameters
-    from ambridge.runtime import run_record
+    from ambridge.book.records import run_record
 
     parameters = _jsonable(chapter_parameters(md))
     device = _record_device(parameters)

@@ -40,10 +40,10 @@ import numpy as np
 import torch
 from scipy.special import expit, gammaln, ive, lambertw
 
-from . import _shapes
+from . import checks
 from .data import sphere_points
 from .dynamics import attention_update, hopfield_update, mean_shift_step
-from .runtime import ParameterError, check_choice, check_number
+from .checks import ParameterError, check_choice, check_number
 
 __all__ = [
     "CapacityBound",
@@ -154,10 +154,10 @@ def scaled_bandwidth(scale: float, radius: float, dim: int) -> float:
 def separation(patterns: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
     """Δ_i = x_iᵀx_i − max_{j≠i} x_iᵀx_j for every pattern (Ramsauer et al.'s separation; on a sphere it is
     ½ min_{j≠i} ‖x_i − x_j‖²). ``patterns``: (N, D) with N ≥ 2  →  (N,). Memory O(chunk · N)."""
-    x = _shapes.patterns("patterns", patterns)
+    x = checks.patterns("patterns", patterns)
     if x.shape[0] < 2:
         raise ValueError(f"`patterns` needs at least two rows to have a separation, got {tuple(x.shape)}")
-    _shapes.count("chunk", chunk, low=1)
+    checks.count("chunk", chunk, low=1)
     out = []
     for start in range(0, x.shape[0], chunk):
         rows = x[start : start + chunk]
@@ -176,9 +176,9 @@ def retrieval_error_bound(patterns: torch.Tensor, beta: float, separations: torc
     weight of x_j relative to x_i is exp(β(x_j − x_i)ᵀξ) ≤ exp(−βΔ_i + 2βM‖ξ − x_i‖) ≤ e·exp(−βΔ_i), and each
     ‖x_j − x_i‖ ≤ 2M. ``patterns``: (N, D)  →  (N,).
     """
-    _shapes.positive("beta", beta)
-    x = _shapes.patterns("patterns", patterns)
-    delta = separation(x) if separations is None else _shapes.per_pattern("separations", separations, x.shape[0])
+    checks.positive("beta", beta)
+    x = checks.patterns("patterns", patterns)
+    delta = separation(x) if separations is None else checks.per_pattern("separations", separations, x.shape[0])
     big_m = x.norm(dim=-1).max()
     return 2 * math.e * (x.shape[0] - 1) * big_m * torch.exp(-beta * delta)
 
@@ -187,18 +187,18 @@ def one_step_error(starts: torch.Tensor, patterns: torch.Tensor, beta: float) ->
     """‖f(ξ_i) − x_i‖ for one Hopfield step f(ξ) = Σ_j r_j(ξ) x_j from each start ξ_i (row i of ``starts``) toward its
     pattern x_i, summed as Σ_j r_j (x_j − x_i) so that errors far below float rounding of x_i stay exact.
     ``starts``, ``patterns``: (N, D)  →  (N,). Memory O(N² D): for checks on small sets."""
-    x = _shapes.patterns("patterns", patterns)
-    xi = _shapes.points("starts", starts, dim=x.shape[1])
+    x = checks.patterns("patterns", patterns)
+    xi = checks.points("starts", starts, dim=x.shape[1])
     if xi.shape != x.shape:
         raise ValueError(f"`starts` must have the shape of `patterns` {tuple(x.shape)}, got {tuple(xi.shape)}")
-    _shapes.positive("beta", beta)
+    checks.positive("beta", beta)
     r = torch.softmax(beta * xi @ x.T, dim=-1)  # (N, N)
     return torch.einsum("ij,ijd->id", r, x.unsqueeze(0) - x.unsqueeze(1)).norm(dim=-1)
 
 
 def perturb(points: torch.Tensor, distance: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """``points`` moved by exactly ``distance`` in a uniformly random direction each (the basin test's cue)."""
-    x = _shapes.points("points", points)
+    x = checks.points("points", points)
     if not distance >= 0:
         raise ValueError(f"`distance` must be >= 0, got {distance!r}")
     if distance == 0:
@@ -324,12 +324,12 @@ def converge(
     states settle in a few steps and a few wander for many, and the cost follows the wanderers only. States are
     processed ``chunk`` at a time (memory O(N · chunk) for a mean-shift step over N points).
     """
-    x = _shapes.points("starts", starts)
+    x = checks.points("starts", starts)
     if x.ndim != 2:
         raise ValueError(f"`starts` must have shape (Q, D), got {tuple(x.shape)}")
-    _shapes.count("max_iter", max_iter, low=1)
-    _shapes.positive("tol", tol)
-    chunk = x.shape[0] if chunk is None else _shapes.count("chunk", chunk, low=1)
+    checks.count("max_iter", max_iter, low=1)
+    checks.positive("tol", tol)
+    chunk = x.shape[0] if chunk is None else checks.count("chunk", chunk, low=1)
     states, iters, done = [], [], []
     for block in x.split(max(chunk, 1)):
         state = block.clone()
@@ -353,10 +353,10 @@ def nearest_index(points: torch.Tensor, data: torch.Tensor, *, chunk: int | None
     """Index of the nearest data point (Euclidean) for every point: (Q, D), (N, D) → (Q,). Keys are scanned
     ``chunk`` at a time (default: 2²⁹ distances per block on a GPU, 2²⁴ on a CPU), so memory is O(Q · chunk);
     computed in at least float32."""
-    data = _shapes.patterns("data", data)
-    q = _shapes.points("points", points, dim=data.shape[1])
+    data = checks.patterns("data", data)
+    q = checks.points("points", points, dim=data.shape[1])
     budget = 2**29 if q.device.type == "cuda" else 2**24  # distances held at once: 2 GB on a GPU, 64 MB on a CPU
-    chunk = max(1024, budget // max(1, q.shape[0])) if chunk is None else _shapes.count("chunk", chunk, low=1)
+    chunk = max(1024, budget // max(1, q.shape[0])) if chunk is None else checks.count("chunk", chunk, low=1)
     dtype = torch.promote_types(q.dtype, torch.float32)
     q = q.to(dtype)
     best_val = torch.full((q.shape[0],), math.inf, dtype=dtype, device=q.device)
@@ -411,9 +411,9 @@ def retrieve(
       (``attention_update(method="exact")``, memory O(chunk · N), fast for few queries on a GPU): an independent
       reference.
     """
-    data = _shapes.patterns("data", data)
-    _shapes.positive("bandwidth", bandwidth)
-    _shapes.positive("eps", eps)
+    data = checks.patterns("data", data)
+    checks.positive("bandwidth", bandwidth)
+    checks.positive("eps", eps)
     if method == "fused":
         step = lambda v: mean_shift_step(v, data, bandwidth, precision=precision)  # noqa: E731
     elif method == "sphere":
@@ -780,14 +780,14 @@ def _spread(data: torch.Tensor) -> float:
 
 def scott_bandwidth(data: torch.Tensor) -> float:
     """Scott's rule for a Gaussian kernel in d dimensions: h = σ̂·N^{−1/(d+4)} (σ̂: mean per-coordinate std)."""
-    data = _shapes.patterns("data", data)
+    data = checks.patterns("data", data)
     n, d = data.shape
     return _spread(data) * n ** (-1 / (d + 4))
 
 
 def silverman_bandwidth(data: torch.Tensor) -> float:
     """Silverman's normal-reference rule in d dimensions: h = σ̂·(4/((d + 2)N))^{1/(d+4)}."""
-    data = _shapes.patterns("data", data)
+    data = checks.patterns("data", data)
     n, d = data.shape
     return _spread(data) * (4 / ((d + 2) * n)) ** (1 / (d + 4))
 
@@ -799,8 +799,8 @@ def retained_fraction(data: torch.Tensor, bandwidth: float, *, max_iter: int = 5
     1 when the bandwidth is small against the spacing of the data (the estimator memorises); it falls toward
     (number of modes)/N as the kernels merge (it generalises).
     """
-    data = _shapes.patterns("data", data)
-    _shapes.positive("bandwidth", bandwidth)
+    data = checks.patterns("data", data)
+    checks.positive("bandwidth", bandwidth)
     run = converge(lambda v: mean_shift_step(v, data, bandwidth), data, max_iter=max_iter, tol=tol * bandwidth)
     owner = nearest_index(run.state, data)
     return float((owner == torch.arange(data.shape[0], device=data.device)).float().mean())
@@ -859,7 +859,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import argparse
 
-    from .runtime import hardware_summary, run_record, select_device
+    from .runtime import hardware_summary, select_device
+
+    from .book.records import run_record
 
     ap = argparse.ArgumentParser(prog="python -m ambridge.kde", description=main.__doc__.split("\n\n")[0])
     ap.add_argument("--preset", required=True, help="a chapter preset (chapters/presets/05_kde_capacity/*.yaml)")

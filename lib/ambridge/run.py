@@ -62,7 +62,7 @@ class Unevaluated(str):
 def _book_root() -> Path:
     """The book's root folder: :func:`ambridge.runtime.repo_root`, or the folder above ``lib/`` while the book has
     no ``_toc.yml`` yet (an editable install always sits at ``<root>/lib/ambridge``)."""
-    from ambridge.runtime import repo_root
+    from ambridge.book.records import repo_root
 
     try:
         return repo_root()
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         changed = ", ".join(f"{k}={v!r}" for k, v in chosen.items()) or "defaults"
         print(f"running {md.stem} with {changed}", file=sys.stderr)
 
-    from ambridge.runtime import RESULTS_ENV, run_record
+    from ambridge.book.records import RESULTS_ENV, run_record
 
     # The chapter's kernel inherits this variable; its publish_results(...) writes the headline numbers there.
     results_path = output.with_suffix(".results.json")

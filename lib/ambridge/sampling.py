@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from . import _shapes
+from . import checks
 from .dynamics import Trajectory, energy_gradient
 
 __all__ = ["langevin_sample", "langevin_step"]
@@ -56,14 +56,14 @@ def langevin_sample(
     ``n_steps`` = 0).
     The noise comes from ``generator`` (a CPU generator works for any device), so runs are reproducible.
     """
-    _shapes.positive("step_size", step_size)
-    _shapes.count("n_steps", n_steps)
+    checks.positive("step_size", step_size)
+    checks.count("n_steps", n_steps)
     if isinstance(temperature, bool) or not (
         isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0
     ):
         raise ValueError(f"`temperature` must be a finite number >= 0, got {temperature!r}")
-    _shapes.count("record_every", record_every)
-    x = _shapes.points("init", init).detach()
+    checks.count("record_every", record_every)
+    x = checks.points("init", init).detach()
     states = [x]
     for t in range(1, n_steps + 1):
         x, _ = langevin_step(energy, x, step_size=step_size, temperature=temperature, generator=generator)

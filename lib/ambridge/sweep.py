@@ -224,7 +224,7 @@ class TransientFailure(RuntimeError):
 
 
 def _failed_record(parameters: dict, chosen: dict, md: Path, ename: str, evalue: str, wall_time_s: float) -> dict:
-    from ambridge.runtime import run_record
+    from ambridge.book.records import run_record
 
     return run_record(parameters, wall_time_s=wall_time_s, chapter=md.stem, overrides=chosen, results={},
                       status="failed", error={"ename": ename, "evalue": evalue})
@@ -507,7 +507,7 @@ def run_sweep(
     the worker resource ``GPU`` (workers of an existing cluster must be started with ``--resources GPU=1``).
     ``publish``: a folder to copy the table, figure and sweep record to (for committing).
     """
-    from ambridge.runtime import run_record
+    from ambridge.book.records import run_record
 
     start = time.perf_counter()
     md = runner.resolve_chapter(chapter)

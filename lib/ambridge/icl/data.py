@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .. import _shapes
+from .. import checks
 from ..data import mixture_means
 
 __all__ = ["MixtureTask", "MixtureStream", "sample_mixture_batch", "held_out_sets", "HELD_OUT_NAMES"]
@@ -33,11 +33,11 @@ class MixtureTask:
     context_len: int = 35  # N, points per sequence
 
     def __post_init__(self):
-        _shapes.count("n_components", self.n_components, low=1)
-        _shapes.count("dim", self.dim, low=1)
-        _shapes.count("context_len", self.context_len, low=1)
-        _shapes.positive("mean_std", self.mean_std)
-        _shapes.positive("component_std", self.component_std)
+        checks.count("n_components", self.n_components, low=1)
+        checks.count("dim", self.dim, low=1)
+        checks.count("context_len", self.context_len, low=1)
+        checks.positive("mean_std", self.mean_std)
+        checks.positive("component_std", self.component_std)
 
     @property
     def box(self) -> float:
@@ -68,7 +68,7 @@ class MixtureStream:
 
     def __init__(self, task: MixtureTask, *, seed: int, pool_size: int = 0):
         self.task = task
-        self.pool_size = _shapes.count("pool_size", pool_size)
+        self.pool_size = checks.count("pool_size", pool_size)
         self.generator = torch.Generator().manual_seed(seed)
         self.pool = None
         if pool_size:
@@ -80,7 +80,7 @@ class MixtureStream:
                             for _ in range(n)])
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        _shapes.count("batch_size", batch_size, low=1)
+        checks.count("batch_size", batch_size, low=1)
         if self.pool is None:
             means = self._means(batch_size)
         else:
@@ -117,7 +117,7 @@ def held_out_sets(task: MixtureTask, n_sets: int, *, generator: torch.Generator)
     """Datasets the model was not trained on, each ``{"points": (n_sets, N, D), "means": (n_sets, K, D) or None,
     "std": σ or None}``: fresh in-distribution mixtures; 5-component and narrow (σ = 0.1) mixtures; moons, circles
     and blobs from scikit-learn, centred and rescaled to the scale of the training means (2-D only)."""
-    _shapes.count("n_sets", n_sets, low=1)
+    checks.count("n_sets", n_sets, low=1)
     t = task
     out = {}
     for name, k, std in [("in-distribution", t.n_components, t.component_std), ("5 components", 5, t.component_std),

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .. import _shapes
+from .. import checks
 
 __all__ = ["ModelConfig", "EnergyTransformer", "candidate_mask"]
 
@@ -35,8 +35,8 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("dim", "d_model", "n_heads", "n_layers"):
-            _shapes.count(name, getattr(self, name), low=1)
-        _shapes.count("dim_feedforward", self.dim_feedforward)
+            checks.count(name, getattr(self, name), low=1)
+        checks.count("dim_feedforward", self.dim_feedforward)
         if self.d_model % self.n_heads:
             raise ValueError(f"`d_model` ({self.d_model}) must be divisible by `n_heads` ({self.n_heads})")
 
@@ -83,7 +83,7 @@ class EnergyTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (B, N, D) → energies (B, N), entry n being E_θ(x_n ∣ x_{<n}) (causal)."""
-        x = _shapes.points("x", x, dim=self.config.dim, min_ndim=3)
+        x = checks.points("x", x, dim=self.config.dim, min_ndim=3)
         n = x.shape[1]
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
         return self._run(x, mask)
@@ -100,8 +100,8 @@ class EnergyTransformer(nn.Module):
         :func:`candidate_mask` for these positions, if already built (a sampler builds it once for all its steps;
         keep ``positions`` on the CPU otherwise, so that checking them does not wait for the GPU).
         """
-        context = _shapes.points("context", context, dim=self.config.dim, min_ndim=3)
-        candidates = _shapes.points("candidates", candidates, dim=self.config.dim, min_ndim=3)
+        context = checks.points("context", context, dim=self.config.dim, min_ndim=3)
+        candidates = checks.points("candidates", candidates, dim=self.config.dim, min_ndim=3)
         n = context.shape[1]
         if positions.ndim != 1 or positions.numel() != candidates.shape[1]:
             raise ValueError(f"`positions` must have shape ({candidates.shape[1]},), got {tuple(positions.shape)}")

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import torch
 
-from .. import _shapes
+from .. import checks
 from .model import EnergyTransformer, candidate_mask
 
 __all__ = ["LangevinRun", "uniform_init", "langevin_candidates", "negative_positions", "langevin_negatives"]
@@ -36,7 +36,7 @@ class LangevinRun(NamedTuple):
 
 def uniform_init(shape, box: float, *, generator: torch.Generator | None = None, dtype=None) -> torch.Tensor:
     """Uniform noise over the box [−box, box]^D, drawn on the generator's device (CPU by default)."""
-    _shapes.positive("box", box)
+    checks.positive("box", box)
     return (2 * torch.rand(shape, generator=generator, dtype=dtype) - 1) * box
 
 
@@ -71,8 +71,8 @@ def langevin_candidates(
     they start in (without it, a steep learned energy can throw chains far out, where no data ever push back, and
     contrastive divergence then raises the energy there without bound).
     """
-    _shapes.count("n_steps", n_steps)
-    _shapes.positive("step_size", step_size)
+    checks.count("n_steps", n_steps)
+    checks.positive("step_size", step_size)
     if not noise_std >= 0:
         raise ValueError(f"`noise_std` must be >= 0, got {noise_std!r}")
     device = context.device
@@ -127,7 +127,7 @@ def langevin_negatives(
     ``noise`` (n_steps, B, N, S, D) defaults to standard normals from ``generator``. → negatives (B, N, S, D),
     detached; negative [b, n, s] is a sample of E_θ(· ∣ x_{b, <n}). Chains are clamped to the box after every step.
     """
-    _shapes.count("n_negatives", n_negatives, low=1)
+    checks.count("n_negatives", n_negatives, low=1)
     b, n, d = context.shape
     s = n_negatives
     if init is None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import _shapes
+from .. import checks
 from .data import MixtureStream, MixtureTask
 from .model import EnergyTransformer, ModelConfig
 from .evaluate import error_vs_context
@@ -74,12 +74,12 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("batch_size", "grad_accum", "n_negatives", "langevin_steps", "checkpoint_every"):
-            _shapes.count(name, getattr(self, name), low=1)
-        _shapes.count("n_steps", self.n_steps)
-        _shapes.count("pool_size", self.pool_size)
-        _shapes.count("seed", self.seed)
+            checks.count(name, getattr(self, name), low=1)
+        checks.count("n_steps", self.n_steps)
+        checks.count("pool_size", self.pool_size)
+        checks.count("seed", self.seed)
         for name in ("step_size", "lr", "grad_clip", "energy_limit"):
-            _shapes.positive(name, getattr(self, name))
+            checks.positive(name, getattr(self, name))
         for name in ("noise_std", "reg", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}")
@@ -202,7 +202,7 @@ class Trainer:
         ``on_checkpoint(trainer)`` is called after every checkpoint (e.g. to export weights as a run goes).
         Returns the log (one dict per step since the run began).
         """
-        target = self.config.n_steps if n_steps is None else _shapes.count("n_steps", n_steps)
+        target = self.config.n_steps if n_steps is None else checks.count("n_steps", n_steps)
         if progress is None:
             progress = sys.stderr.isatty()
         bar = None
@@ -351,7 +351,9 @@ def main(argv=None) -> int:
     import argparse
     import json
 
-    from ..runtime import hardware_summary, run_record, select_device
+    from ..runtime import hardware_summary, select_device
+
+    from ..book.records import run_record
 
     ap = argparse.ArgumentParser(description="Train the in-context energy transformer (chapter 2).")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")

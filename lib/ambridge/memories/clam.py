@@ -15,7 +15,7 @@ import torch
 
 from ..dynamics import clam_step
 from ..energies import squared_distances
-from ..runtime import check_choice, check_number
+from ..checks import check_choice, check_number
 from ._base import MemoryEstimator
 
 __all__ = ["CLAM"]

@@ -36,16 +36,17 @@ import numpy as np
 import torch
 from sklearn.cluster import kmeans_plusplus
 
-from .. import _shapes
+from .. import checks
 from ..energies import gaussian_mixture_log_joint, squared_distances
-from ..runtime import check_choice, check_number, select_device
+from ..checks import check_choice, check_number
+from ..runtime import select_device
 from ._base import MemoryEstimator
 
 __all__ = ["negative_elbo", "elbo_velocity", "ELBOTrajectory", "elbo_dynamics", "CLAMELBO"]
 
 
 def _log_joint(log_joint) -> torch.Tensor:
-    log_joint = _shapes.points("log_joint", log_joint)
+    log_joint = checks.points("log_joint", log_joint)
     if log_joint.shape[-1] < 1:
         raise ValueError(f"`log_joint` needs K >= 1 memories on its last axis, got shape {tuple(log_joint.shape)}")
     if not bool(torch.isfinite(log_joint).all()):
@@ -59,7 +60,7 @@ def negative_elbo(q: torch.Tensor, log_joint: torch.Tensor) -> torch.Tensor:
     ``q``: (..., K) on the simplex; ``log_joint`` a: (..., K)  →  (...). Its minimum over q is −log Σ_k e^{a_k}.
     """
     log_joint = _log_joint(log_joint)
-    q = _shapes.points("q", q, dim=log_joint.shape[-1])
+    q = checks.points("q", q, dim=log_joint.shape[-1])
     if bool((q < 0).any()) or not bool(torch.allclose(q.sum(-1), torch.ones((), dtype=q.dtype), atol=1e-6)):
         raise ValueError("`q` must be a probability vector on its last axis (non-negative, summing to 1)")
     return (torch.xlogy(q, q) - q * log_joint).sum(-1)
@@ -82,7 +83,7 @@ def elbo_velocity(logits: torch.Tensor, log_joint: torch.Tensor, flow: Flow = "g
     ``logits`` v: (..., K); ``log_joint`` a: (..., K)  →  (..., K).
     """
     log_joint = _log_joint(log_joint)
-    logits = _shapes.points("logits", logits, dim=log_joint.shape[-1])
+    logits = checks.points("logits", logits, dim=log_joint.shape[-1])
     return _velocity(logits, log_joint, _flow(flow))
 
 
@@ -145,14 +146,14 @@ def elbo_dynamics(
     """
     log_joint = _log_joint(log_joint)
     flow = _flow(flow)
-    _shapes.positive("step_size", step_size)
-    _shapes.count("max_steps", max_steps, low=1)
-    _shapes.positive("tol", tol)
-    _shapes.count("max_halvings", max_halvings, low=0)
+    checks.positive("step_size", step_size)
+    checks.count("max_steps", max_steps, low=1)
+    checks.positive("tol", tol)
+    checks.count("max_halvings", max_halvings, low=0)
     if init_logits is None:
         v = torch.zeros_like(log_joint)
     else:
-        v = _shapes.points("init_logits", init_logits, dim=log_joint.shape[-1])
+        v = checks.points("init_logits", init_logits, dim=log_joint.shape[-1])
         if v.shape != log_joint.shape:
             raise ValueError(
                 f"`init_logits` must have the shape of `log_joint` {tuple(log_joint.shape)}, got {tuple(v.shape)}"

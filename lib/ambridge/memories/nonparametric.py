@@ -41,8 +41,8 @@ import torch
 from scipy.special import digamma, gammaln
 from sklearn.exceptions import ConvergenceWarning
 
-from .. import _shapes
-from ..runtime import check_choice, check_number
+from .. import checks
+from ..checks import check_choice, check_number
 from ._base import MemoryEstimator
 from .elbo import elbo_dynamics
 
@@ -123,8 +123,8 @@ def simulate_cluster_counts(
     points (1…n, increasing) at which to record K (default: every one)  →  (n_runs, len(at)) int64.
     """
     alpha, discount = check_crp_parameters(alpha, discount)
-    _shapes.count("n", n, low=1)
-    _shapes.count("n_runs", n_runs, low=1)
+    checks.count("n", n, low=1)
+    checks.count("n_runs", n_runs, low=1)
     at = np.arange(1, n + 1) if at is None else np.asarray(at)
     if at.ndim != 1 or at.size == 0 or at.dtype.kind not in "iu" or at[0] < 1 or at[-1] > n or (np.diff(at) <= 0).any():
         raise ValueError(f"`at` must be increasing integers in [1, {n}], got {at!r}")
@@ -161,7 +161,7 @@ def crp_seating(n: int, alpha: float, discount: float = 0.0, *, generator: torch
     probability (n_k − d)/(α + i). One uniform draw per point from ``generator`` decides it (inverse CDF).
     """
     alpha, discount = check_crp_parameters(alpha, discount)
-    _shapes.count("n", n, low=1)
+    checks.count("n", n, low=1)
     u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
     labels = np.empty(n, dtype=np.int64)
     counts = np.zeros(n, dtype=np.float64)
@@ -209,9 +209,9 @@ def _existing_log_weights(sq_dist: torch.Tensor, counts: torch.Tensor, discount:
 
 
 def _check_energy_args(state, memories, counts, alpha, discount, beta, prior_precision, log_alpha):
-    state = _shapes.points("state", state)
+    state = checks.points("state", state)
     d = state.shape[-1]
-    memories = _shapes.points("memories", memories, dim=d)
+    memories = checks.points("memories", memories, dim=d)
     if memories.ndim != 2:
         raise ValueError(f"`memories` must have shape (K, D) with K >= 0, got {tuple(memories.shape)}")
     k = memories.shape[0]
