@@ -428,11 +428,35 @@ def test_iterate_to_fixed_point_freezes_converged_states_and_reports_non_converg
     init = torch.tensor([[1e-7, 0.0], [1.0, 0.0]], dtype=F64)
     fp = dynamics.iterate_to_fixed_point(halve, init, max_iter=5, tol=1e-6)
     assert fp.n_iter == 5 and fp.converged.tolist() == [True, False]
-    # the first state moved 5e-8 < tol in the first step and was frozen there
-    torch.testing.assert_close(fp.state[0], torch.tensor([5e-8, 0.0], dtype=F64))
+    # the first state moved 5e-8 < tol in the first step and was frozen there: exactly 5e-8, not 5e-8/2^k
+    # (a tolerance of 1e-7 would pass an unfrozen state too, so the comparison is exact)
+    assert fp.state[0].tolist() == [5e-8, 0.0] and fp.steps.tolist() == [1, 5]
     torch.testing.assert_close(fp.state[1], torch.tensor([1 / 32, 0.0], dtype=F64))
     fp = dynamics.iterate_to_fixed_point(halve, init, max_iter=100, tol=1e-6)
     assert bool(fp.converged.all()) and fp.n_iter == 20  # the second moves 2^-t at step t: 2^-20 < 1e-6 ≤ 2^-19
+
+
+def test_iterate_to_fixed_point_steps_only_the_states_still_moving_and_chunks():
+    seen = []
+
+    def shrink(x):  # each state moves by a fixed fraction of itself: state i settles after a number of steps
+        seen.append(x.shape[0])
+        return x * 0.5
+
+    init = torch.tensor([[1e-6], [1e-3], [1.0], [4.0]], dtype=F64)
+    fp = dynamics.iterate_to_fixed_point(shrink, init, max_iter=100, tol=1e-6)
+    # step t moves x0/2^t: 1e-6 settles at step 1, 1e-3 at 10 (2^-10 < 1e-3), 1 at 20, 4 at 22
+    assert fp.steps.tolist() == [1, 10, 20, 22] and fp.n_iter == 22 and bool(fp.converged.all())
+    assert seen[0] == 4 and seen[1] == 3 and seen[-1] == 1 and sum(seen) == 1 + 10 + 20 + 22
+    # chunking gives the same result, one chunk at a time (the update sees at most `chunk` states)
+    seen.clear()
+    chunked = dynamics.iterate_to_fixed_point(shrink, init, max_iter=100, tol=1e-6, chunk=2)
+    assert torch.equal(chunked.state, fp.state) and max(seen) == 2
+    # batch shapes (..., D) come back as they went in
+    grid = dynamics.iterate_to_fixed_point(shrink, init.reshape(2, 2, 1), max_iter=100, tol=1e-6)
+    assert grid.state.shape == (2, 2, 1) and grid.steps.tolist() == [[1, 10], [20, 22]]
+    with pytest.raises(ValueError, match="update"):
+        dynamics.iterate_to_fixed_point(lambda x: x[:1], init)
 
 
 def test_symmetric_point_between_two_memories_is_a_spurious_fixed_point():

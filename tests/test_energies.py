@@ -129,6 +129,18 @@ def test_squared_distances_have_no_cancellation_far_from_the_origin():
     x2 = torch.tensor([[10000.0, 10000.0 + 2**-9]], dtype=torch.float32)  # representable offset (ulp is 2**-10)
     assert energies.squared_distances(c.clone(), c).item() == 0.0
     assert energies.squared_distances(x2, c).item() == pytest.approx(2.0**-18, rel=1e-6)
+    # ... which is exactly what the matrix-product form does: it is for ranking and large D, not for tiny distances
+    assert energies.squared_distances_by_inner_products(x2, c).item() != pytest.approx(2.0**-18, rel=1e-2)
+
+
+def test_squared_distances_by_inner_products_match_cdist_and_are_never_negative(rng):
+    x = rng.normal(size=(2, 3, 16))
+    c = rng.normal(size=(7, 16))
+    got = energies.squared_distances_by_inner_products(t64(x), t64(c))
+    expected = cdist(x.reshape(-1, 16), c, "sqeuclidean").reshape(2, 3, 7)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+    same = energies.squared_distances_by_inner_products(t64(c) * 1e3, t64(c) * 1e3)
+    assert bool((same >= 0).all()) and float(same.diagonal().max()) < 1e-6 * 1e6
 
 
 @pytest.mark.parametrize("beta", [0.1, 1.0, 7.5])
