@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from ambridge.energies import clam_energy
 from ambridge.memories import CLAM, CLAMELBO, elbo_dynamics, elbo_velocity, negative_elbo
-from ambridge.memories.elbo import _energy_from_logits
+from ambridge.memories.elbo import negative_elbo_of_logits
 from ambridge.runtime import ParameterError
 
 
@@ -72,7 +72,7 @@ def test_energy_refuses_q_off_the_simplex(bad):
 def test_velocity_is_minus_the_autograd_gradient_of_the_energy():
     a = _log_joint()
     v = torch.randn(a.shape, generator=torch.Generator().manual_seed(2), dtype=a.dtype, requires_grad=True)
-    (grad,) = torch.autograd.grad(_energy_from_logits(v, a).sum(), v)
+    (grad,) = torch.autograd.grad(negative_elbo_of_logits(v, a).sum(), v)
     assert torch.allclose(elbo_velocity(v.detach(), a), -grad, atol=1e-12)
 
 
@@ -225,7 +225,7 @@ def test_bad_input_is_a_clear_error(cls):
     x, _ = _blobs(seed=9, per=5)
     with pytest.raises(NotFittedError):
         cls(2).predict(x)
-    with pytest.raises(ValueError, match="n_samples, n_features"):
+    with pytest.raises(ValueError, match="Expected 2D array"):  # scikit-learn's validate_data
         cls(2).fit(x[:, 0])
     with pytest.raises(ValueError, match="NaN"):
         cls(2).fit(np.where(np.arange(x.size).reshape(x.shape) == 3, np.nan, x))

@@ -31,7 +31,10 @@ def _blobs(seed, n=240, d=2, k=4, std=0.6, box=6.0):
 
 
 def _same_partition(a, b) -> bool:
-    return np.array_equal(npm._canonical(np.asarray(a)), npm._canonical(np.asarray(b)))
+    """Equal partitions, whatever the cluster names: a relabelling that is one-to-one both ways."""
+    a, b = np.asarray(a), np.asarray(b)
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
 
 
 # ------------------------------------------------------------------------------------------- CRP and Pitman–Yor
@@ -321,6 +324,42 @@ def test_dp_means_recovers_separated_clusters_and_never_raises_its_objective():
     x2, _ = _blobs(8, n=300, d=3, k=6, std=1.0, box=4.0)
     obj = DPMeans(lam=0.3, update="batch", random_state=1).fit(x2).objective_
     assert len(obj) > 2 and all(b <= a + 1e-9 for a, b in zip(obj, obj[1:]))
+
+
+def _dp_means_one_pass(x, order, lam):
+    """DP-means' streaming pass written out independently: join the nearest running mean unless its squared distance
+    exceeds λ, else open a cluster at the point."""
+    means, counts, labels = [], [], np.full(len(x), -1)
+    for i in order:
+        d2 = [float(((x[i] - m) ** 2).sum()) for m in means]
+        j = int(np.argmin(d2)) if d2 else -1
+        if j < 0 or d2[j] > lam:
+            means.append(x[i].copy())
+            counts.append(1)
+            labels[i] = len(means) - 1
+        else:
+            counts[j] += 1
+            means[j] = means[j] + (x[i] - means[j]) / counts[j]
+            labels[i] = j
+    return labels
+
+
+@pytest.mark.parametrize("lam", [0.25, 4.0])
+def test_dp_means_compares_squared_distance_with_lambda(lam):
+    """λ is a penalty on *squared* distance. With λ ≠ 1, ‖x − μ‖ and ‖x − μ‖² fall on different sides of λ:
+    two tight groups 3 apart are two clusters at λ = 4 (9 > 4, though 3 < 4), and two groups 0.4 apart are one at
+    λ = 0.25 (0.16 < 0.25, though 0.4 > 0.25)."""
+    gap = 3.0 if lam == 4.0 else 0.4
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.normal(0.0, 0.01, (15, 2)), rng.normal(0.0, 0.01, (15, 2)) + [gap, 0.0]])
+    dp = DPMeans(lam=lam, random_state=0).fit(x)
+    assert dp.n_memories_ == (2 if lam == 4.0 else 1)
+    # and stream by stream, against the pass written out above, on data whose distances straddle λ and √λ
+    x, _ = _blobs(9, n=120, d=2, k=4, std=0.5)
+    x = x * (2.0 if lam == 4.0 else 0.5)
+    for seed in range(3):
+        one = DPMeans(lam=lam, max_iter=1, random_state=seed).fit(x)
+        assert _same_partition(one.labels_, _dp_means_one_pass(x, one.order_, lam)), seed
 
 
 # ------------------------------------------------------------------------------------ the small-variance limit

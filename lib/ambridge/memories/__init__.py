@@ -1,15 +1,22 @@
-"""Associative memories that cluster (paper, section 2).
+"""Associative memories that cluster (paper, section 2; chapters 3 and 4).
 
-- :mod:`ambridge.memories.elbo` — CLAM+ELBO: the state is the assignment distribution q, the energy is −ELBO.
+- :mod:`ambridge.memories.elbo` — the ELBO dynamics: the state is the assignment distribution q, the energy is −ELBO.
+- :mod:`ambridge.memories.clamelbo` — CLAM+ELBO: generalised EM whose E-step is the ELBO dynamics.
 - :mod:`ambridge.memories.clam` — CLAM (Saha et al. 2023): a point state, memories learned through unrolled dynamics.
-- :mod:`ambridge.memories.nonparametric` — CLAM+CRP: memories created on demand under a Chinese restaurant or
-  Pitman–Yor prior; DP-means, its small-variance limit; the priors' cluster-growth laws.
+- :mod:`ambridge.memories.crp` — the Chinese restaurant and Pitman–Yor priors (growth laws, seating, the EPPF) and
+  the CLAM+CRP energy with its new-memory basin.
+- :mod:`ambridge.memories.clamcrp` — CLAM+CRP: memories created on demand by the ELBO dynamics over K + 1 logits.
+- :mod:`ambridge.memories.dpmeans` — DP-means, CLAM+CRP's small-variance limit, on the same schedule.
 
-Each memory is a scikit-learn-style estimator (``fit``, ``predict``, ``fit_predict``, ``memories_``).
+Each memory is a scikit-learn estimator (``fit``, ``predict``, ``fit_predict``, ``memories_``) that passes
+scikit-learn's own estimator checks. ``ambridge.memories.nonparametric`` is an alias of ``crp``/``clamcrp``/``dpmeans``
+for one release.
 """
 
 from .clam import CLAM
-from .elbo import CLAMELBO, ELBOTrajectory, elbo_dynamics, elbo_velocity, negative_elbo
-from .nonparametric import CLAMCRP, DPMeans
+from .clamcrp import CLAMCRP
+from .clamelbo import CLAMELBO
+from .dpmeans import DPMeans
+from .elbo import ELBOTrajectory, elbo_dynamics, elbo_velocity, negative_elbo
 
 __all__ = ["CLAM", "CLAMELBO", "CLAMCRP", "DPMeans", "ELBOTrajectory", "elbo_dynamics", "elbo_velocity", "negative_elbo"]

@@ -10,29 +10,84 @@ by gradient. A point's cluster is the memory nearest to where its free dynamics 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..dynamics import clam_step
 from ..energies import squared_distances
-from ..checks import check_choice, check_number
 from ._base import MemoryEstimator
 
 __all__ = ["CLAM"]
 
 
-class CLAM(MemoryEstimator):
+class CLAM(TransformerMixin, MemoryEstimator):
     """Clustering associative memory trained through its unrolled dynamics (Saha et al. 2023).
 
-    Parameters: ``n_memories`` K; ``beta`` the inverse temperature of E (the mixture reading has σ² = 1/(2β));
-    ``n_steps`` T unrolled steps; ``step_size`` Δt/τ ∈ (0, 1]; ``keep_prob`` the chance a coordinate stays visible
-    during training (each point draws a Bernoulli mask; at least one coordinate is always hidden); ``n_updates``
-    Adam steps on mini-batches of ``batch_size`` with learning rate ``lr``; ``init`` "normal" (N(0, ``init_scale``²) prototypes, as in Saha et al.) or "data"
-    (K distinct data points); ``random_state``; ``device``.
+    Used in chapter 3, § CLAM is generalised EM, and in the clustering benchmark (chapter 3, § The clustering
+    benchmark).
 
-    Fitted: ``memories_`` (K, D), ``labels_``, ``n_memories_``, ``loss_curve_`` (mean masked reconstruction error
-    per epoch; the last may be partial), ``n_iter_`` (epochs).
+    Parameters
+    ----------
+    n_memories : int, default=8
+        K, at least 1 and at most the number of points.
+    beta : float, default=1.0
+        The inverse temperature β > 0 of E (the mixture reading has σ² = 1/(2β)).
+    n_steps : int, default=8
+        T, the unrolled steps of the dynamics.
+    step_size : float, default=1.0
+        Δt/τ ∈ (0, 1].
+    keep_prob : float, default=0.8
+        The chance a coordinate stays visible during training, in [0, 1) (each point draws a Bernoulli mask; at least
+        one coordinate is always hidden).
+    n_updates : int, default=1000
+        Adam steps, on mini-batches of ``batch_size`` points.
+    batch_size : int, default=64
+        Points per mini-batch.
+    lr : float, default=0.01
+        Adam's learning rate.
+    init : {"normal", "data"}, default="normal"
+        "normal": N(0, ``init_scale``²) prototypes, as in Saha et al.; "data": K distinct data points.
+    init_scale : float, default=0.01
+        The standard deviation of the "normal" start.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the start, the masks and the batches (an int is the torch seed itself).
+    device : str or torch.device, default="cpu"
+        Where training and retrieval run ("auto", "cpu", "cuda" or "cuda:N").
+
+    Attributes
+    ----------
+    memories_ : ndarray of shape (K, D)
+        The learned memories μ_k.
+    labels_ : ndarray of shape (n,)
+        The memory nearest to where each training point's free dynamics end.
+    n_memories_ : int
+        K.
+    loss_curve_ : list of float
+        Mean masked reconstruction error per epoch (the last may be partial).
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+        D.
     """
+
+    _parameter_constraints: dict = {
+        "n_memories": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="neither")],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "step_size": [Interval(Real, 0, 1, closed="right")],
+        "keep_prob": [Interval(Real, 0, 1, closed="left")],
+        "n_updates": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions({"normal", "data"})],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+    }
 
     def __init__(
         self,
@@ -63,18 +118,6 @@ class CLAM(MemoryEstimator):
         self.random_state = random_state
         self.device = device
 
-    def _check_params(self, n_samples: int) -> None:
-        check_number("n_memories", self.n_memories, low=1, high=n_samples, integer=True)
-        check_number("beta", self.beta, low=0, low_open=True)
-        check_number("n_steps", self.n_steps, low=1, integer=True)
-        check_number("step_size", self.step_size, low=0, high=1, low_open=True)
-        check_number("keep_prob", self.keep_prob, low=0, high=1, high_open=True)
-        check_number("n_updates", self.n_updates, low=1, integer=True)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_choice("init", self.init, ("normal", "data"))
-        check_number("init_scale", self.init_scale, low=0, low_open=True)
-
     def _run(self, v: torch.Tensor, memories: torch.Tensor, clamp: torch.Tensor | None = None) -> torch.Tensor:
         """T steps of the dynamics; coordinates where ``clamp`` is True keep their starting values."""
         start = v
@@ -85,9 +128,11 @@ class CLAM(MemoryEstimator):
         return v
 
     def fit(self, X, y=None) -> "CLAM":
+        """Learn the memories by masked reconstruction through T unrolled steps (Adam); returns self."""
+        self._validate_params()
         x = self._as_tensor(X, fitting=True)
         n, d = x.shape
-        self._check_params(n)
+        self._check_n_memories(n)
         gen = torch.Generator().manual_seed(self._seed())
         if self.init == "normal":
             init = self.init_scale * torch.randn(self.n_memories, d, generator=gen, dtype=x.dtype)
@@ -128,7 +173,6 @@ class CLAM(MemoryEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Where each point's free dynamics stand after T steps  →  (n, D)."""
-        self._check_fitted()
         x = self._as_tensor(X, fitting=False)
         with torch.no_grad():
             return self._run(x, torch.as_tensor(self.memories_, dtype=x.dtype, device=x.device)).cpu().numpy()

@@ -15,7 +15,8 @@ so E ≥ −log p(x) with equality exactly at the posterior q* = softmax(a). Gra
 dv_k/dt = q_k (a_k − v_k) − q_k Σ_j q_j (a_j − v_j): each memory excites itself in proportion to how much it already
 holds (q_k) and how well it explains x (a_k), and inhibits the others through the shared mean.
 
-This module holds the energy, the velocity, and :func:`elbo_dynamics`, which integrates the flow with Euler steps.
+This module holds the energy, the velocity, and :func:`elbo_dynamics`, which integrates the flow with Euler steps
+(the estimator built on them is :class:`ambridge.memories.clamelbo.CLAMELBO`).
 The flow has no global Lipschitz constant, so a step that would raise a state's energy is halved for that state
 until it does not: the energy never increases, by construction and not by luck of the step size.
 
@@ -32,17 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
-from sklearn.cluster import kmeans_plusplus
 
 from .. import checks
-from ..energies import gaussian_mixture_log_joint, squared_distances
-from ..checks import check_choice, check_number
-from ..runtime import select_device
-from ._base import MemoryEstimator
 
-__all__ = ["negative_elbo", "elbo_velocity", "ELBOTrajectory", "elbo_dynamics", "CLAMELBO"]
+__all__ = ["negative_elbo", "negative_elbo_of_logits", "elbo_velocity", "ELBOTrajectory", "elbo_dynamics"]
 
 
 def _log_joint(log_joint) -> torch.Tensor:
@@ -58,6 +53,7 @@ def negative_elbo(q: torch.Tensor, log_joint: torch.Tensor) -> torch.Tensor:
     """E(q) = Σ_k q_k log q_k − Σ_k q_k a_k, the negative ELBO, with 0·log 0 = 0.
 
     ``q``: (..., K) on the simplex; ``log_joint`` a: (..., K)  →  (...). Its minimum over q is −log Σ_k e^{a_k}.
+    Used in chapter 3, § The claims, checked (and its exercise "One minimiser").
     """
     log_joint = _log_joint(log_joint)
     q = checks.points("q", q, dim=log_joint.shape[-1])
@@ -66,7 +62,12 @@ def negative_elbo(q: torch.Tensor, log_joint: torch.Tensor) -> torch.Tensor:
     return (torch.xlogy(q, q) - q * log_joint).sum(-1)
 
 
-def _energy_from_logits(logits: torch.Tensor, log_joint: torch.Tensor) -> torch.Tensor:
+def negative_elbo_of_logits(logits: torch.Tensor, log_joint: torch.Tensor) -> torch.Tensor:
+    """E(softmax(v)), the negative ELBO of the logits v, without input checks (the inner loop's form).
+
+    ``logits`` v: (..., K); ``log_joint`` a: (..., K)  →  (...). Used by :func:`elbo_dynamics` and by
+    :class:`~ambridge.memories.CLAMELBO`'s energy curve (chapter 3, § CLAM is generalised EM).
+    """
     log_q = torch.log_softmax(logits, dim=-1)
     return (log_q.exp() * (log_q - log_joint)).sum(-1)
 
@@ -80,7 +81,7 @@ def elbo_velocity(logits: torch.Tensor, log_joint: torch.Tensor, flow: Flow = "g
     ``"gradient"``: −∇_v E = (diag(q) − q qᵀ)(a − v), computed without the K×K matrix as
     q ⊙ (a − v) − q·⟨q, a − v⟩. ``"natural"``: the Fisher-preconditioned −(diag(q) − q qᵀ)⁺∇_v E = a − v, centred
     (a constant shift of the logits does not change q).
-    ``logits`` v: (..., K); ``log_joint`` a: (..., K)  →  (..., K).
+    ``logits`` v: (..., K); ``log_joint`` a: (..., K)  →  (..., K). Used in chapter 3, § The claims, checked.
     """
     log_joint = _log_joint(log_joint)
     logits = checks.points("logits", logits, dim=log_joint.shape[-1])
@@ -107,7 +108,7 @@ class ELBOTrajectory:
 
     ``logits`` (..., K) and ``q`` (..., K) at the end; ``energy`` (...) there; ``n_steps`` taken (the slowest
     state); ``converged`` (...) flags; ``n_halvings`` how many times a step was halved in all; ``energy_trace``
-    (n_steps + 1, ...) and ``q_trace`` (n_steps + 1, ..., K) when recorded, else None.
+    (n_steps + 1, ...) and ``q_trace`` (n_steps + 1, ..., K) when recorded, else None. Used in chapters 3 and 4.
     """
 
     logits: torch.Tensor
@@ -143,6 +144,9 @@ def elbo_dynamics(
     ``q`` against the posterior when in doubt; the natural flow has no such plateaus.
 
     ``log_joint`` a: (..., K); ``init_logits``: (..., K) or None; ``step_size`` Δt/τ > 0.
+
+    Used in chapter 3, § The claims, checked and § Self-excitation and mutual inhibition, and by the estimators
+    CLAM+ELBO and CLAM+CRP (chapter 4, § The memory: ELBO dynamics over K + 1 memories).
     """
     log_joint = _log_joint(log_joint)
     flow = _flow(flow)
@@ -159,7 +163,7 @@ def elbo_dynamics(
                 f"`init_logits` must have the shape of `log_joint` {tuple(log_joint.shape)}, got {tuple(v.shape)}"
             )
         v = v.to(log_joint.dtype).clone()
-    energy = _energy_from_logits(v, log_joint)
+    energy = negative_elbo_of_logits(v, log_joint)
     done = torch.zeros(energy.shape, dtype=torch.bool, device=v.device)
     energies, qs = ([energy], [torch.softmax(v, -1)]) if record else (None, None)
     n_halvings, steps = 0, 0
@@ -174,7 +178,7 @@ def elbo_dynamics(
         dt = torch.where(done, torch.zeros_like(dt), dt)
         for _ in range(max_halvings + 1):
             proposal = v + dt.unsqueeze(-1) * velocity
-            new_energy = _energy_from_logits(proposal, log_joint)
+            new_energy = negative_elbo_of_logits(proposal, log_joint)
             too_high = new_energy > energy + slack
             if not bool(too_high.any()):
                 break
@@ -201,152 +205,11 @@ def elbo_dynamics(
     )
 
 
-# --- the estimator -------------------------------------------------------------------------------------------------
+def __getattr__(name: str):
+    """``ambridge.memories.elbo.CLAMELBO`` moved to :mod:`ambridge.memories.clamelbo`; the old path works for one
+    release (imported on first use: the estimator builds on this module)."""
+    if name == "CLAMELBO":
+        from .clamelbo import CLAMELBO
 
-
-class CLAMELBO(MemoryEstimator):
-    """CLAM+ELBO: a clustering memory whose retrieval runs the ELBO dynamics over K assignment logits.
-
-    The model is the isotropic Gaussian mixture p(x, z = k) = π_k N(x; μ_k, σ² I) — CLAM's energy read as a
-    likelihood, with β = 1/(2σ²). Fitting alternates (generalised EM, Dempster et al. 1977):
-
-    - **retrieval (E-step):** ``e_steps`` Euler steps of :func:`elbo_dynamics` on every point's logits, warm-started
-      from the previous round, so each point's −ELBO never increases;
-    - **learning (M-step):** the minimiser of −ELBO over μ_k (and π_k, σ² when learned) at fixed q: the q-weighted
-      means, the shares N_k/n, the pooled squared error. A gradient step on −ELBO w.r.t. μ_k with step σ²/N_k lands
-      on the same point.
-
-    Both halves lower the mean −ELBO, so ``energy_curve_`` never rises. Memories are seeded by k-means++ (a stated
-    choice: the paper's initialisation is not public).
-
-    Parameters: ``n_memories`` K ≥ 1; ``flow`` "gradient" (the paper's) or "natural" (one step = exact E-step);
-    ``e_steps`` dynamics steps per round; ``step_size``; ``max_iter`` rounds; ``tol`` stop when the mean −ELBO falls
-    by less than ``tol``·(1 + abs(E)) in a round; ``learn_weights``, ``learn_variance``; ``variance`` σ² (None: from the
-    k-means++ seeding's mean squared distance per dimension); ``min_variance`` floor on σ² relative to the data's mean
-    per-feature variance; ``predict_steps`` dynamics steps for new points; ``random_state``; ``device``.
-
-    Fitted: ``memories_`` (K, D), ``weights_`` (K,), ``variance_``, ``labels_``, ``n_memories_``, ``n_iter_``,
-    ``energy_curve_`` (mean −ELBO after each round, starting with the seeding), ``converged_``.
-    """
-
-    def __init__(
-        self,
-        n_memories: int = 8,
-        *,
-        flow: Flow = "gradient",
-        e_steps: int = 25,
-        step_size: float = 1.0,
-        max_iter: int = 200,
-        tol: float = 1e-6,
-        learn_weights: bool = True,
-        learn_variance: bool = True,
-        variance: float | None = None,
-        min_variance: float = 1e-4,
-        predict_steps: int = 200,
-        random_state: int | None = None,
-        device: str = "cpu",
-    ):
-        self.n_memories = n_memories
-        self.flow = flow
-        self.e_steps = e_steps
-        self.step_size = step_size
-        self.max_iter = max_iter
-        self.tol = tol
-        self.learn_weights = learn_weights
-        self.learn_variance = learn_variance
-        self.variance = variance
-        self.min_variance = min_variance
-        self.predict_steps = predict_steps
-        self.random_state = random_state
-        self.device = device
-
-    def _check_params(self, n_samples: int) -> None:
-        check_number("n_memories", self.n_memories, low=1, high=n_samples, integer=True)
-        check_choice("flow", self.flow, ("gradient", "natural"))
-        check_number("e_steps", self.e_steps, low=1, integer=True)
-        check_number("step_size", self.step_size, low=0, low_open=True)
-        check_number("max_iter", self.max_iter, low=1, integer=True)
-        check_number("tol", self.tol, low=0)
-        check_number("min_variance", self.min_variance, low=0, low_open=True)
-        check_number("predict_steps", self.predict_steps, low=1, integer=True)
-        if self.variance is not None:
-            check_number("variance", self.variance, low=0, low_open=True)
-
-    def log_joint(self, X) -> torch.Tensor:
-        """a_nk = log π_k + log N(x_n; μ_k, σ² I) under the fitted model  →  (n, K) float64 tensor."""
-        self._check_fitted()
-        x = self._as_tensor(X, fitting=False)
-        return self._log_joint(x, *self._params)
-
-    @staticmethod
-    def _log_joint(x, means, weights, variance):
-        return gaussian_mixture_log_joint(x, means, variance, weights.clamp_min(1e-300) / weights.sum())
-
-    def fit(self, X, y=None) -> "CLAMELBO":
-        x = self._as_tensor(X, fitting=True)
-        n, d = x.shape
-        self._check_params(n)
-        k = self.n_memories
-        seeds, _ = kmeans_plusplus(x.cpu().numpy(), k, random_state=self._seed())
-        means = torch.as_tensor(seeds, dtype=x.dtype, device=x.device)
-        floor = self.min_variance * float(x.var(0).mean().clamp_min(1e-12))
-        if self.variance is None:
-            variance = max(float(squared_distances(x, means).min(-1).values.mean()) / d, floor)
-        else:
-            variance = float(self.variance)
-        weights = torch.full((k,), 1.0 / k, dtype=x.dtype, device=x.device)
-        logits = torch.zeros(n, k, dtype=x.dtype, device=x.device)
-        curve = [float(_energy_from_logits(logits, self._log_joint(x, means, weights, variance)).mean())]
-        converged = False
-        for it in range(1, self.max_iter + 1):
-            a = self._log_joint(x, means, weights, variance)
-            traj = elbo_dynamics(
-                a, init_logits=logits, flow=self.flow, step_size=self.step_size, max_steps=self.e_steps, tol=1e-12
-            )
-            logits, q = traj.logits, traj.q
-            means, weights, variance = self._m_step(x, q, means, weights, variance, floor)
-            a = self._log_joint(x, means, weights, variance)
-            curve.append(float(_energy_from_logits(logits, a).mean()))
-            if curve[-2] - curve[-1] < self.tol * (1 + abs(curve[-1])):
-                converged = True
-                break
-        self.memories_ = means.cpu().numpy()
-        self.weights_ = weights.cpu().numpy()
-        self.variance_ = variance
-        self.n_memories_ = k
-        self.n_iter_ = it
-        self.energy_curve_ = curve
-        self.converged_ = converged
-        self.labels_ = q.argmax(-1).cpu().numpy()
-        return self
-
-    def _m_step(self, x, q, means, weights, variance, floor):
-        mass = q.sum(0)  # N_k
-        alive = mass > 1e-10 * x.shape[0]
-        new_means = (q.T @ x) / mass.clamp_min(1e-300).unsqueeze(-1)
-        means = torch.where(alive.unsqueeze(-1), new_means, means)  # an empty memory keeps its place
-        if self.learn_weights:
-            weights = mass / mass.sum()
-        if self.learn_variance:
-            variance = max(float((q * squared_distances(x, means)).sum()) / (x.shape[0] * x.shape[1]), floor)
-        return means, weights, variance
-
-    @property
-    def _params(self):
-        ref = torch.as_tensor(self.memories_, dtype=torch.float64, device=select_device(self.device))
-        return ref, torch.as_tensor(self.weights_, dtype=torch.float64, device=ref.device), self.variance_
-
-    def _retrieve(self, X) -> ELBOTrajectory:
-        return elbo_dynamics(self.log_joint(X), flow=self.flow, step_size=self.step_size, max_steps=self.predict_steps)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """The assignment probabilities q after retrieval (the ELBO dynamics from q uniform)  →  (n, K)."""
-        return self._retrieve(X).q.cpu().numpy()
-
-    def predict(self, X) -> np.ndarray:
-        """The memory each point is assigned to: argmax_k q_k after retrieval  →  (n,) ints."""
-        return self.predict_proba(X).argmax(-1)
-
-    def score_samples(self, X) -> np.ndarray:
-        """The ELBO −E(q) after retrieval: a lower bound on log p(x), tight when the dynamics converged  →  (n,)."""
-        return (-self._retrieve(X).energy).cpu().numpy()
+        return CLAMELBO
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,34 @@
+"""scikit-learn's own estimator checks on the four memories (``parametrize_with_checks``).
+
+The instances are small (few updates, rounds or passes) so the whole file runs in under a minute. Every check passes:
+:data:`EXPECTED` (the checks expected to fail, with their reasons, given to ``expected_failed_checks``) is empty, and
+the run is strict, so an entry added there must keep failing. scikit-learn itself skips its array-API checks
+(``check_array_api_input``) unless ``SCIPY_ARRAY_API=1`` is set; the memories are torch models that take NumPy input.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ambridge.memories import CLAM, CLAMCRP, CLAMELBO, DPMeans
+
+ESTIMATORS = [
+    CLAM(3, n_updates=40, batch_size=16, init="data", lr=0.1),
+    CLAMELBO(3, flow="natural", max_iter=20, predict_steps=20),
+    CLAMCRP(max_iter=10, max_memories=50),
+    DPMeans(lam=1.0, max_iter=10),
+]
+
+#: {estimator class name: {check name: why it is expected to fail}} — none today.
+EXPECTED: dict[str, dict[str, str]] = {}
+
+
+def expected_failures(estimator) -> dict[str, str]:
+    """{check name: why it fails} for one of :data:`ESTIMATORS`."""
+    return EXPECTED.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures, xfail_strict=True)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
