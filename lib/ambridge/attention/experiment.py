@@ -219,7 +219,7 @@ def compare_forms(
     runs = [_Run(task, config, f, int(s), fixed, str(device)) for f in forms for s in seeds]
     models = None
     if workers > 1:
-        spawn = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+        spawn = multiprocessing.get_context("spawn")  # a child forked after torch started its threads can hang
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
             histories = list(pool.map(_train_in_worker, runs))
     else:

@@ -116,7 +116,8 @@ def sample_vmf(
     k = torch.as_tensor(kappa, dtype=torch.float64).cpu()
     k = k.expand(n) if k.ndim == 0 else k
     if k.shape != (n,):
-        raise checks.ParameterError("kappa", kappa, f"must be a number or have shape ({n},)", shown=f"shape {tuple(k.shape)}")
+        raise checks.ParameterError("kappa", kappa, f"must be a number or have shape ({n},)",
+                                    shown=f"shape {tuple(k.shape)}")
     check_kappa(k)
     rng = _numpy_rng(generator)
     kn = k.numpy()
