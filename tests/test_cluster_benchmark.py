@@ -1,19 +1,25 @@
-"""The clustering benchmark harness (paper §2d): data, metrics against hand computations, checkpoint and resume,
-failures kept as rows, the artifact's validation, the table and plot for the chapters, and the command line."""
+"""The clustering benchmark (ambridge.benchmarks; paper §2d): data, metrics against hand computations, the resumable
+store (keys that include every setting, resume, a cut-off record redone), failures kept as rows, the stores'
+validation, the tables and plot for the chapters, the committed artifact, and the command line."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import math
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ambridge import cluster_benchmark as cb
+from ambridge import benchmarks as cb
+from ambridge.benchmarks.__main__ import load_benchmark_preset, main
+from ambridge.store import CorruptStore, RecordStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,9 +197,13 @@ def test_run_returns_one_row_per_run_in_order(tmp_path):
     assert list(zip(runs["dataset"], runs["seed"])) == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
     assert (runs["adjusted_rand"] == 1.0).all() and (runs["n_clusters_found"] == 2).all()
     assert runs["seed"].dtype == np.int64 and (runs["fit_time_s"] >= 0).all()
-    meta = cb.read_meta(tmp_path)
-    assert meta["runs"] == 6 and meta["failed_runs"] == 0 and meta["parameters"]["seeds"] == [0, 1, 2]
-    assert {"commit", "hardware", "wall_time_s", "estimators"} <= set(meta)
+    records = list(RecordStore(tmp_path / cb.RUNS_FILE))
+    assert [r["key"].split("/")[:3] for r in records][:2] == [["a", "fake", "seed=0"], ["a", "fake", "seed=1"]]
+    assert records[0]["settings"] == {"estimator": "Fake", "params": {"fail": "False", "n_classes": "2",
+                                                                       "one_cluster": "False", "seed": "0"}}
+    assert cb.read_meta(tmp_path) is None  # the run record is the command line's (book machinery)
+    summary = cb.benchmark_summary(runs, fake_methods())
+    assert summary["runs"] == 6 and summary["failed_runs"] == 0 and "Fake" in summary["estimators"]["fake"]
     pd.testing.assert_frame_equal(cb.load_results(tmp_path), runs)
 
 
@@ -213,9 +223,8 @@ def test_resume_skips_finished_runs_and_redoes_a_torn_row(tmp_path):
     with pytest.raises(Interrupt):
         cb.run_benchmark([tiny()], stop_after(3), 5, out=tmp_path)
     assert len(Fake.fits) == 3 and len(cb.load_results(tmp_path)) == 3
-    assert cb.read_meta(tmp_path) is None  # incomplete: no record yet
     path = tmp_path / cb.RUNS_FILE
-    path.write_text(path.read_text()[:-10])  # the last row cut off mid-write
+    path.write_text(path.read_text()[:-10])  # the last record cut off mid-write
     Fake.fits = []
     runs = cb.run_benchmark([tiny()], fake_methods(), 5, out=tmp_path)
     assert Fake.fits == [2, 3, 4] and list(runs["seed"]) == [0, 1, 2, 3, 4]
@@ -235,13 +244,50 @@ def test_failures_and_single_clusters_are_rows_not_crashes(tmp_path):
     one = runs[runs["method"] == "one"]
     assert (one["error"] == "").all() and one["silhouette"].isna().all() and (one["ami"] == 0).all()
     assert (one["note"] == "internal scores undefined: 1 cluster for 20 points").all()
-    meta = cb.read_meta(tmp_path)
-    assert meta["failed_runs"] == 2 and meta["runs_with_undefined_internal_scores"] == 2
+    summary = cb.benchmark_summary(runs, methods)
+    assert summary["failed_runs"] == 2 and summary["runs_with_undefined_internal_scores"] == 2
     assert cb.missing_runs(runs, ["tiny"], ["fake", "one"], 2) == [("tiny", "fake", 0), ("tiny", "fake", 1)]
     Fake.fits = []
-    cb.run_benchmark([tiny()], fake_methods(), 2, out=tmp_path, retry_failed=True)
+    cb.run_benchmark([tiny()], fake_methods(), 2, out=tmp_path)  # other settings (fail=False): new keys, refitted
     assert Fake.fits == [0, 1]
-    assert (cb.load_results(tmp_path)["error"] == "").all()
+    assert (cb.load_results(tmp_path)["error"] == "").all() and len(cb.load_results(tmp_path)) == 4
+
+
+class Flaky(Fake):
+    """Fails while the class says so: the same settings (its attributes) whether it fails or not."""
+
+    broken = True
+
+    def fit_predict(self, X):
+        if Flaky.broken:
+            Fake.fits.append(self.seed)
+            raise RuntimeError("flaky")
+        return super().fit_predict(X)
+
+
+def test_failed_runs_are_kept_unless_retried(tmp_path):
+    Flaky.broken = True
+    assert (cb.run_benchmark([tiny()], {"flaky": Flaky}, 2, out=tmp_path)["error"] == "RuntimeError: flaky").all()
+    Flaky.broken, Fake.fits = False, []
+    assert (cb.run_benchmark([tiny()], {"flaky": Flaky}, 2, out=tmp_path)["error"] != "").all() and Fake.fits == []
+    runs = cb.run_benchmark([tiny()], {"flaky": Flaky}, 2, out=tmp_path, retry_failed=True)
+    assert Fake.fits == [0, 1] and (runs["error"] == "").all() and (cb.load_results(tmp_path)["error"] == "").all()
+
+
+def test_a_record_is_reused_only_under_the_same_data_and_settings(tmp_path):
+    """The key holds every input that can change a run: a changed setting of the estimator, or other data under the
+    same name, is refitted, never read back."""
+    cb.run_benchmark([tiny()], fake_methods(), 1, out=tmp_path)
+    Fake.fits = []
+    cb.run_benchmark([tiny()], fake_methods(), 1, out=tmp_path)
+    assert Fake.fits == []  # same data, same settings: read back
+    cb.run_benchmark([tiny()], {"fake": lambda k, seed: Fake(k, seed, one_cluster=True)}, 1, out=tmp_path)
+    assert Fake.fits == [0]  # one setting changed
+    moved = tiny()
+    moved = cb.Dataset("tiny", moved.X + 1e-9, moved.y, 2)
+    cb.run_benchmark([moved], fake_methods(), 1, out=tmp_path)
+    assert Fake.fits == [0, 0]  # the same name, other data
+    assert cb.load_results(tmp_path)["n_clusters_found"].tolist() == [2]  # the latest record of the run
 
 
 def test_warnings_are_recorded_not_printed(capsys):
@@ -257,18 +303,24 @@ def test_warnings_are_recorded_not_printed(capsys):
     assert capsys.readouterr().err == ""
 
 
+def _record(**changes) -> str:
+    row = {"key": "iris/K-means/seed=0/x", "dataset": "iris", "method": "K-means", "seed": 0, "n_samples": 150,
+           "n_features": 4, "n_classes": 3, "n_clusters_found": 3, "fit_time_s": 0.1,
+           **{m: 0.5 for m in cb.METRICS}, "note": "", "warnings": "", "error": ""}
+    row.update(changes)
+    return json.dumps(row) + "\n"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("a,b,c\n1,2,3\n", "is not a clustering-benchmark runs table: its columns are"),
-        (",".join(cb.COLUMNS) + "\n" + "iris,K-means,zero" + ",1" * (len(cb.COLUMNS) - 3) + "\n",
-         r"row 1: column `seed` must be an integer, got 'zero'"),
-        (",".join(cb.COLUMNS) + "\n" + "iris,K-means,0,150,4,3,3,0.1,high" + ",1" * 6 + ",,,\n",
-         r"row 1: column `rand` must be a number, got 'high'"),
-        (",".join(cb.COLUMNS) + "\n" + ("iris,K-means,0,150,4,3,3" + ",0.5" * 8 + ",,,\n") * 2, "appears twice"),
+        ('{"key": "a", "b": 1}\n', "record 1 .* is not a clustering-benchmark run: it lacks dataset"),
+        ("not json\n" + _record(), "line 1"),
+        (_record(seed="zero"), r"row 1: column `seed` must be an integer, got 'zero'"),
+        (_record(rand="high"), r"row 1: column `rand` must be a number, got 'high'"),
     ],
 )
-def test_corrupt_or_foreign_csv_is_a_clear_error(tmp_path, text, message):
+def test_corrupt_or_foreign_store_is_a_clear_error(tmp_path, text, message):
     (tmp_path / cb.RUNS_FILE).write_text(text)
     with pytest.raises(ValueError, match=message):
         cb.load_results(tmp_path)
@@ -305,7 +357,7 @@ def hand_table() -> pd.DataFrame:
             row.update(adjusted_rand=ari + 0.01 * seed, davies_bouldin=db)
             rows.append(row)
     rows[-1].update(error="ValueError: x", **{m: math.nan for m in cb.METRICS}, n_clusters_found=None)
-    return cb._check_frame(pd.DataFrame(rows, columns=list(cb.COLUMNS)), "hand table")
+    return cb.runs_frame(rows, "hand table")
 
 
 def test_summary_table_medians_and_best_marked():
@@ -346,8 +398,8 @@ def test_long_format_and_violin_plot():
 
 
 def test_presets_are_valid_and_paper_covers_everything():
-    quick = cb.load_benchmark_preset("quick")
-    paper = cb.load_benchmark_preset("paper")
+    quick = load_benchmark_preset("quick")
+    paper = load_benchmark_preset("paper")
     assert paper["datasets"] == list(cb.DATASETS) and paper["methods"] == list(cb.METHODS) and paper["seeds"] >= 10
     assert paper["out"] == "chapters/artifacts/clustering_benchmark"
     assert set(quick["datasets"]) < set(cb.DATASETS) and quick["methods"] == list(cb.METHODS)
@@ -356,13 +408,15 @@ def test_presets_are_valid_and_paper_covers_everything():
 def test_cli_runs_a_subset_and_resumes(tmp_path, capsys):
     argv = ["--preset", "quick", "--datasets", "iris", "blobs_k5_d2", "--methods", "K-means", "--seeds", "2",
             "--out", str(tmp_path)]
-    assert cb.main(argv) == 0
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "[4/4] blobs_k5_d2 K-means seed 1: ARI" in printed and "| iris | K-means |" in printed
     runs = cb.load_results(tmp_path)
     assert len(runs) == 4 and not cb.missing_runs(runs, ["iris", "blobs_k5_d2"], ["K-means"], 2)
-    assert json.loads((tmp_path / cb.META_FILE).read_text())["parameters"]["preset"] == "quick"
-    assert cb.main([*argv, "--quiet"]) == 0 and len(cb.load_results(tmp_path)) == 4
+    meta = cb.read_meta(tmp_path)
+    assert meta["parameters"]["preset"] == "quick" and meta["parameters"]["seeds"] == [0, 1]
+    assert meta["runs"] == 4 and meta["failed_runs"] == 0 and {"commit", "hardware", "wall_time_s"} <= set(meta)
+    assert main([*argv, "--quiet"]) == 0 and len(cb.load_results(tmp_path)) == 4
 
 
 @pytest.mark.parametrize(
@@ -375,7 +429,7 @@ def test_cli_runs_a_subset_and_resumes(tmp_path, capsys):
     ],
 )
 def test_cli_usage_errors(tmp_path, capsys, argv, message):
-    assert cb.main([*argv, "--out", str(tmp_path)]) == 2
+    assert main([*argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -391,3 +445,87 @@ def test_clam_family_runs_through_the_harness(tmp_path):
     runs = cb.run_benchmark([data], ["CLAM", "CLAM+ELBO", "CLAM+CRP"], [0], out=tmp_path)
     assert (runs["error"] == "").all(), runs["error"].tolist()
     assert (runs["n_clusters_found"] >= 1).all() and runs["adjusted_rand"].notna().all()
+
+
+# --------------------------------------------------------------------------------------------- chapter helpers
+
+
+def test_dominance_median_scores_and_describe_run():
+    df = hand_table()
+    dom = cb.dominance(df)
+    assert dom.winners[("iris", "adjusted_rand")] == ["K-means"] and dom.winners[("iris", "ami")] == ["K-means", "GMM"]
+    assert dom.counts == {"K-means": 4, "GMM": 3, **{m: 0 for m in list(cb.METHODS)[2:]}}  # GMM: a tie off ARI
+    assert dom.always == ["K-means"] and dom.tally().startswith("K-means 4, GMM 3, DP-GMM 0")  # ties count
+    header, rows = dom.table(["iris"])
+    assert header == ["data set", "best ARI", "best AMI", "best silhouette"]
+    assert rows == [("iris", "K-means", "K-means, GMM", "K-means, GMM")]
+    assert cb.dominance(df, ("davies_bouldin",)).winners[("iris", "davies_bouldin")] == ["GMM"]  # lower is better
+    med = cb.median_scores(df, "adjusted_rand")
+    assert med.loc["iris", "K-means"] == 0.91 and med.loc["iris", "GMM"] == 0.505
+    text = cb.describe_run(df, None, "here")
+    assert text.startswith("here: 6 runs, 1 data sets x 2 methods x 3 seeds; failed or missing: ")
+    assert "no benchmark.json" in text
+    meta = {"parameters": {"preset": "paper"}, "hardware": "a CPU", "wall_time_s": 600.0, "commit": "0123456789abc"}
+    assert text.split("\n")[0] + "\nmade by paper preset on a CPU; wall time 10 min; commit 0123456789" == \
+        cb.describe_run(df, meta, "here")
+
+
+def test_cluster_count_table():
+    df = hand_table()
+    df.loc[df["method"] == "GMM", "n_clusters_found"] = [2, 4, pd.NA]
+    header, rows = cb.cluster_count_table(df, ("GMM", "K-means", "CLAM+CRP"))
+    assert header == ["data set", "classes", "GMM: clusters, median (range over seeds)", "K-means", "CLAM+CRP"]
+    assert rows == [("iris", 3, "3 (2–4)", "3 (3–3)", "–")]
+
+
+# --------------------------------------------------------------------------------------------- the artifact
+
+
+ARTIFACT = ROOT / "chapters" / "artifacts" / "clustering_benchmark"
+
+
+def test_the_committed_artifact_reads_and_its_keys_are_todays():
+    """The committed full run reads as 360 runs, and every record's key is the key the paper preset computes today
+    from the data and the estimators' settings, so ``--preset paper`` resumes from it instead of refitting."""
+    runs = cb.load_results(ARTIFACT)
+    assert len(runs) == 360 and (runs["error"] == "").all() and runs["seed"].nunique() == 10
+    assert cb.datasets_in(runs) == list(cb.DATASETS) and set(runs["method"]) == set(cb.METHODS)
+    digests = {name: cb.data_digest(cb.load_dataset(name)) for name in cb.DATASETS}
+    for record in RecordStore(ARTIFACT / cb.RUNS_FILE):
+        estimator = cb.METHODS[record["method"]](record["n_classes"], record["seed"])
+        key = cb.run_key(record["dataset"], record["method"], record["seed"], digests[record["dataset"]],
+                         cb.estimator_settings(estimator))
+        assert key == record["key"], record["key"]
+
+
+def test_a_rerun_into_the_artifact_reads_it_back(tmp_path):
+    shutil.copy(ARTIFACT / cb.RUNS_FILE, tmp_path / cb.RUNS_FILE)
+    runs = cb.run_benchmark(["iris", "wine"], ["K-means", "CLAM+CRP"], [0, 1], out=tmp_path)
+    assert len(RecordStore(tmp_path / cb.RUNS_FILE)) == 360  # nothing refitted: every key was there
+    full = cb.load_results(ARTIFACT).set_index(["dataset", "method", "seed"])
+    wanted = [(d, m, s) for d in ("iris", "wine") for m in ("K-means", "CLAM+CRP") for s in (0, 1)]
+    pd.testing.assert_frame_equal(runs, full.loc[wanted].reset_index()[list(cb.COLUMNS)])
+
+
+# --------------------------------------------------------------------------------------------- the module layout
+
+
+def test_importing_the_benchmark_loads_neither_pandas_seaborn_nor_the_book():
+    code = ("import sys, ambridge.benchmarks; "
+            "print(sorted(m for m in ('pandas', 'seaborn', 'ambridge.book') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["ambridge.benchmarks", "ambridge.cluster_benchmark"])
+def test_both_command_lines_run(module, tmp_path):
+    done = subprocess.run([sys.executable, "-m", module, "--methods", "K-means", "--datasets", "iris", "--seeds", "1",
+                           "--out", str(tmp_path), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "1 runs, 0 failed" in done.stdout and cb.read_meta(tmp_path)["runs"] == 1
+
+
+def test_the_old_module_is_an_alias():
+    from ambridge import cluster_benchmark as old
+
+    assert old.run_benchmark is cb.run_benchmark and old.load_dataset is cb.load_dataset and old.main is main
