@@ -14,7 +14,19 @@ from ..energies import gaussian_mixture_nll
 from .model import EnergyTransformer
 from .sampler import langevin_candidates, uniform_init
 
-__all__ = ["sample_given", "nearest_mean_distance", "true_mixture_descent", "error_vs_context"]
+__all__ = ["energy_landscape", "sample_given", "nearest_mean_distance", "true_mixture_descent", "error_vs_context"]
+
+
+def energy_landscape(model: EnergyTransformer, context: torch.Tensor, device: str | torch.device = "cpu"):
+    """y ↦ E_θ(y ∣ context) as a function of a grid of points (..., D) → (...) on the CPU, for
+    :func:`ambridge.plotting.plot_landscape`. ``context``: (n, D), n may be 0. Used in chapter 2,
+    § Landscapes as the context grows."""
+    context = context[None].to(device)
+
+    def energy(grid: torch.Tensor) -> torch.Tensor:
+        return model.energy_given(context, grid.reshape(-1, grid.shape[-1]).to(device)).reshape(grid.shape[:-1]).cpu()
+
+    return energy
 
 
 def sample_given(

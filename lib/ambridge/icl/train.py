@@ -313,6 +313,3 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     model = EnergyTransformer(config.model)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
-
-
-# ---------------------------------------------------------------------------------------------------- command line
