@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from ambridge.execute import execute_chapter
+from ambridge.book.execute import execute_chapter
 from ambridge.report import markdown_table
 from ambridge.runtime import hardware_summary
 
@@ -66,7 +66,7 @@ def test_execute_keeps_the_old_notebook_when_a_cell_fails(tmp_path):
 def test_consecutive_prints_become_one_output_per_stream():
     import nbformat
 
-    from ambridge.execute import _merge_streams
+    from ambridge.book.execute import merge_streams
 
     out = nbformat.v4.new_output
     outputs = [
@@ -76,7 +76,7 @@ def test_consecutive_prints_become_one_output_per_stream():
         out("stream", name="stdout", text="c\n"),
         out("stream", name="stderr", text="w\n"),
     ]
-    merged = _merge_streams(outputs)
+    merged = merge_streams(outputs)
     assert [(o.output_type, o.get("name"), o.get("text")) for o in merged] == [
         ("stream", "stdout", "a\nb\n"),
         ("display_data", None, None),

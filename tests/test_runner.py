@@ -1,7 +1,8 @@
-"""The chapter runner, ``python -m ambridge.run``: argument handling without a kernel, then end to end.
+"""The chapter runner, ``python -m ambridge.run`` (:mod:`ambridge.book.run`, with :mod:`ambridge.book.chapters`,
+:mod:`ambridge.book.params` and :mod:`ambridge.book.presets`): argument handling without a kernel, then end to end.
 
 The end-to-end tests execute ``tests/fixtures/chapters/99_fixture.md`` (a tiny chapter outside the book) through
-:func:`ambridge.run.main`; each starts one kernel (~5 s). Outputs go to ``tmp_path`` via ``--output``.
+:func:`ambridge.book.run.main`; each starts one kernel (~5 s). Outputs go to ``tmp_path`` via ``--output``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import papermill
 import pytest
 import torch
 
-from ambridge import run
-from ambridge.run import UsageError
+from ambridge.book import chapters, params, presets, run
+from ambridge.book.errors import UsageError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "chapters" / "99_fixture.md"
-FIXTURE_DEFAULTS = {"seed": 0, "n": 10, "scale": 1.5, "device": "auto"}
+FIXTURE_DEFAULTS = {"seed": 0, "n": 10, "scale": 1.5, "device": "auto", "pause": 0.0}
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[int, Path]:
@@ -51,29 +52,31 @@ def no_kernel(monkeypatch):
 
 
 def test_resolve_chapter_spellings():
-    md = run.resolve_chapter("01")
+    md = chapters.resolve_chapter("01")
     assert md.name == "01_energy_is_nll.md" and md.parent.name == "chapters"
-    assert run.resolve_chapter("1") == md
-    assert run.resolve_chapter("01_energy_is_nll") == md
-    assert run.resolve_chapter(str(md)) == md
-    assert run.resolve_chapter(md.with_suffix(".ipynb")) == md
-    assert run.resolve_chapter(FIXTURE) == FIXTURE.resolve()
+    assert chapters.resolve_chapter("1") == md
+    assert chapters.resolve_chapter("01_energy_is_nll") == md
+    assert chapters.resolve_chapter(str(md)) == md
+    assert chapters.resolve_chapter(md.with_suffix(".ipynb")) == md
+    assert chapters.resolve_chapter(FIXTURE) == FIXTURE.resolve()
 
 
 def test_unknown_chapter_lists_the_available_ones():
     with pytest.raises(UsageError, match=r"unknown chapter '77'.*01_energy_is_nll"):
-        run.resolve_chapter("77")
+        chapters.resolve_chapter("77")
 
 
 def test_chapter_parameters_reads_defaults_in_order():
-    assert run.chapter_parameters(FIXTURE) == FIXTURE_DEFAULTS
-    assert list(run.chapter_parameters(FIXTURE)) == list(FIXTURE_DEFAULTS)
+    assert params.chapter_parameters(FIXTURE) == FIXTURE_DEFAULTS
+    assert list(params.chapter_parameters(FIXTURE)) == list(FIXTURE_DEFAULTS)
 
 
 def test_parse_parameters_keeps_non_literals_as_text():
-    params = run.parse_parameters('a = 1  # one\nb: float = 2.5\nc = 2 ** 10\nd = e = "x"\nprint(a)\n')
-    assert params == {"a": 1, "b": 2.5, "c": "2 ** 10", "d": "x", "e": "x"}
-    assert isinstance(params["c"], run.Unevaluated)
+    parsed = params.parse_parameters('a = 1  # one\nb: float = 2.5\nc = 2 ** 10\nd = e = "x"\nprint(a)\n')
+    assert parsed == {"a": 1, "b": 2.5, "c": "2 ** 10", "d": "x", "e": "x"}
+    assert isinstance(parsed["c"], params.Unevaluated)
+    plain = params.jsonable_parameters(parsed)  # what papermill and the run record get: plain text, not the wrapper
+    assert plain == parsed and type(plain["c"]) is str and type(plain["a"]) is int
 
 
 @pytest.mark.parametrize(
@@ -90,12 +93,12 @@ def test_parse_parameters_keeps_non_literals_as_text():
     ],
 )
 def test_parse_value(text, default, expected):
-    value = run.parse_value(text, default)
+    value = params.parse_value(text, default)
     assert value == expected and type(value) is type(expected)
 
 
 def test_merge_order_and_float_coercion():
-    chosen = run.merge_parameters(
+    chosen = params.merge_parameters(
         FIXTURE_DEFAULTS, [("a", {"n": 3, "scale": 2}), ("b", {"n": 4})], [("seed", "7")], device="cpu"
     )
     assert chosen == {"n": 4, "scale": 2.0, "seed": 7, "device": "cpu"}
@@ -104,18 +107,18 @@ def test_merge_order_and_float_coercion():
 
 def test_unknown_name_in_preset_is_an_error():
     with pytest.raises(UsageError, match=r"unknown parameter 'nope' \(in preset p.yaml\)"):
-        run.merge_parameters(FIXTURE_DEFAULTS, [("p.yaml", {"nope": 1})])
+        params.merge_parameters(FIXTURE_DEFAULTS, [("p.yaml", {"nope": 1})])
 
 
 def test_device_needs_a_device_parameter():
     with pytest.raises(UsageError, match="no `device` parameter"):
-        run.merge_parameters({"n": 1}, device="cpu")
+        params.merge_parameters({"n": 1}, device="cpu")
 
 
 def test_parameters_hash_ignores_order():
-    assert run.parameters_hash({"a": 1, "b": 2.0}) == run.parameters_hash({"b": 2.0, "a": 1})
-    assert run.parameters_hash({"a": 1}) != run.parameters_hash({"a": 2})
-    assert len(run.parameters_hash({"a": 1})) == 8
+    assert params.parameters_hash({"a": 1, "b": 2.0}) == params.parameters_hash({"b": 2.0, "a": 1})
+    assert params.parameters_hash({"a": 1}) != params.parameters_hash({"a": 2})
+    assert len(params.parameters_hash({"a": 1})) == 8
 
 
 def test_unknown_parameter_exits_2_and_runs_nothing(tmp_path, capsys, no_kernel):
@@ -123,7 +126,7 @@ def test_unknown_parameter_exits_2_and_runs_nothing(tmp_path, capsys, no_kernel)
     assert code == 2
     err = capsys.readouterr().err
     assert "unknown parameter 'nope'" in err
-    for line in ("seed = 0", "n = 10", "scale = 1.5", "device = 'auto'"):
+    for line in ("seed = 0", "n = 10", "scale = 1.5", "device = 'auto'", "pause = 0.0"):
         assert line in err
     assert list(tmp_path.iterdir()) == []
 
@@ -144,7 +147,7 @@ def test_failure_message_for_other_errors():
     from papermill.exceptions import PapermillExecutionError
 
     err = PapermillExecutionError(3, 4, "\nx = 1 / 0\n", "ZeroDivisionError", "division by zero", ["..."])
-    message = run._describe_failure(err, Path("/x/out.ipynb"))
+    message = run.describe_failure(err, Path("/x/out.ipynb"))
     assert message.splitlines() == [
         "error: ZeroDivisionError: division by zero",
         "in cell 4 (In [4]) starting `x = 1 / 0`",
@@ -152,13 +155,54 @@ def test_failure_message_for_other_errors():
     ]
 
 
-def test_module_entry_point_exit_code():
-    """``python -m ambridge.run`` returns main's exit code to the shell."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "ambridge.run", str(FIXTURE), "-p", "nope", "1"], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("module", ["ambridge.run", "ambridge.book.run"])
+def test_module_entry_point_exit_code(module):
+    """``python -m ambridge.run`` (the old path, ``make run``) and ``python -m ambridge.book.run`` return main's exit
+    code to the shell."""
+    proc = subprocess.run([sys.executable, "-m", module, str(FIXTURE), "-p", "nope", "1"], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: unknown parameter 'nope'")
+
+
+def test_module_entry_point_lists_a_book_chapter():
+    proc = subprocess.run([sys.executable, "-m", "ambridge.run", "01", "--list"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("01_energy_is_nll: parameters") and "presets: paper, quick" in proc.stdout
+
+
+def test_old_paths_are_aliases_of_the_book_package():
+    """``ambridge.run``, ``ambridge.execute`` and ``ambridge.sweep`` re-export the very objects, for one release."""
+    import ambridge.execute
+    import ambridge.run
+    import ambridge.sweep
+    from ambridge.book import execute, sweep, sweep_grid, sweep_table, sweep_task
+
+    for alias in (ambridge.run, ambridge.execute, ambridge.sweep):
+        assert alias.__all__ and all(hasattr(alias, name) for name in alias.__all__)
+    assert ambridge.run.UsageError is UsageError and ambridge.run.main is run.main
+    assert ambridge.run.find_preset is presets.find_preset and ambridge.run.read_yaml_mapping is presets.read_yaml_mapping
+    assert ambridge.run.merge_parameters is params.merge_parameters and ambridge.run.CHAPTER_PATTERN is chapters.CHAPTER_PATTERN
+    assert ambridge.execute.record_timing is execute.record_timing and ambridge.execute.main is execute.main
+    assert ambridge.sweep.run_sweep is sweep.run_sweep and ambridge.sweep.main is sweep.main
+    assert ambridge.sweep.run_id is sweep_grid.run_id and ambridge.sweep.build_table is sweep_table.build_table
+    assert ambridge.sweep.execute_run is sweep_task.execute_run
+
+
+def test_preset_files_must_be_yaml_mappings(tmp_path):
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    (folder / "good.yaml").write_text("n: 3\n")
+    (folder / "list.yaml").write_text("- n\n- 3\n")
+    (folder / "broken.yaml").write_text("n: [3\n")
+    (folder / "empty.yaml").write_text("")
+    assert presets.find_preset("good", folder, "mine", "of n: value") == {"n": 3}
+    assert presets.find_preset(str(folder / "empty.yaml"), folder, "mine", "") == {}
+    with pytest.raises(UsageError, match=r"preset .*list.yaml must be a YAML mapping of n: value"):
+        presets.find_preset("list", folder, "mine", "of n: value")
+    with pytest.raises(UsageError, match=r"preset .*broken.yaml is not valid YAML"):
+        presets.find_preset("broken", folder, "mine", "of n: value")
+    with pytest.raises(UsageError, match=r"no preset 'huge' .*presets of mine: broken, empty, good, list"):
+        presets.find_preset("huge", folder, "mine", "of n: value")
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -220,7 +264,7 @@ def test_real_chapter_01_wiring(tmp_path, monkeypatch):
     assert run.main(["01", "-q", "-p", "beta", "8", "--output", str(out)]) == 0
     nb, path, kwargs = calls[0]
     assert path == str(out) and kwargs["parameters"] == {"beta": 8.0} and kwargs["kernel_name"] == "python3"
-    assert Path(kwargs["cwd"]) == run.chapters_dir()
+    assert Path(kwargs["cwd"]) == chapters.chapters_dir()
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["status"] == "ok" and record["parameters"]["beta"] == 8.0

@@ -17,10 +17,10 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import ambridge_api  # noqa: E402
 import runtime_badge  # noqa: E402
-from ambridge.execute import record_timing  # noqa: E402
+from ambridge.book.execute import record_timing  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "chapters" / "99_fixture.md"
-DEFAULTS = {"seed": 0, "n": 10, "scale": 1.5, "device": "auto"}
+DEFAULTS = {"seed": 0, "n": 10, "scale": 1.5, "device": "auto", "pause": 0.0}
 CPU = "Intel(R) Xeon(R) Processor, 2 cores, torch 2.13.0+cpu (2 threads)"
 GPU = "NVIDIA H200 (CUDA 13.0, torch 2.11.0+cu130)"
 
@@ -77,7 +77,7 @@ def book(tmp_path):
     chapters = tmp_path / "chapters"
     (chapters / "presets" / "99_fixture").mkdir(parents=True)
     shutil.copy(FIXTURE, chapters / "99_fixture.md")
-    (chapters / "presets" / "99_fixture" / "quick.yaml").write_text("seed: 0\nn: 10\nscale: 1.5\ndevice: auto\n")
+    (chapters / "presets" / "99_fixture" / "quick.yaml").write_text("seed: 0\nn: 10\nscale: 1.5\ndevice: auto\npause: 0.0\n")
     (chapters / "presets" / "99_fixture" / "paper.yaml").write_text("n: 100\n")
     artifacts = chapters / "artifacts" / "99_fixture"
     artifacts.mkdir(parents=True)

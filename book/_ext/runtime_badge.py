@@ -2,7 +2,7 @@
 
 Nothing in the badge is typed by hand. For the chapter ``chapters/<slug>`` it reads every JSON file directly in
 ``chapters/artifacts/<slug>/`` that is a run record (an object with a numeric ``wall_time_s`` and a ``hardware``
-string, as :func:`ambridge.runtime.run_record` writes them) and sorts them into:
+string, as :func:`ambridge.book.records.run_record` writes them) and sorts them into:
 
 - **runs of a preset**: whole-chapter runs (``"chapter": "<slug>"``, ``"status": "ok"``) whose parameters are exactly
   the chapter's defaults (the quick preset, what the page shows), or the defaults overlaid with
@@ -61,14 +61,15 @@ def preset_parameters(chapters: Path, slug: str, preset: str) -> dict | None:
     """The parameters of a preset run: the chapter's defaults (its parameters cell) for ``quick``, which is what
     the page shows, and the defaults overlaid with ``presets/<slug>/<preset>.yaml`` for any other preset. None if
     they cannot be read."""
-    from ambridge.run import _jsonable, chapter_parameters, load_preset
+    from ambridge.book.params import chapter_parameters, jsonable_parameters
+    from ambridge.book.presets import load_preset
 
     md = chapters / f"{slug}.md"
     path = chapters / "presets" / slug / f"{preset}.yaml"
     if not md.is_file() or (preset != "quick" and not path.is_file()):
         return None
     try:
-        defaults = _jsonable(chapter_parameters(md))
+        defaults = jsonable_parameters(chapter_parameters(md))
         values = {} if preset == "quick" else load_preset(str(path), md)
     except Exception:  # a chapter being written may not parse yet: then nothing matches
         return None

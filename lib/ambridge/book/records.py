@@ -19,7 +19,7 @@ import torch
 
 from ..runtime import hardware_summary
 
-__all__ = ["RESULTS_ENV", "repo_root", "git_commit", "run_record", "publish_results"]
+__all__ = ["RESULTS_ENV", "repo_root", "git_commit", "run_record", "record_device", "publish_results"]
 
 #: Environment variable through which the runner tells a chapter's kernel where to write its headline numbers.
 RESULTS_ENV = "AMBRIDGE_RESULTS_PATH"
@@ -60,6 +60,21 @@ def run_record(parameters: dict, *, wall_time_s: float, device: str | torch.devi
     record.update(results)
     json.dumps(record)  # fail here, not at write time, if something is not serialisable
     return record
+
+
+def record_device(parameters: dict) -> torch.device:
+    """The device a run record names: what the run's ``device`` parameter resolves to here, or the CPU when it does
+    not resolve (a chapter without one, or ``cuda`` asked for on a machine without CUDA, a run that then fails).
+
+    Used by the runner's records (``make run``) and the timing records of ``make execute``.
+    """
+    from ..checks import ParameterError
+    from ..runtime import select_device
+
+    try:
+        return select_device(parameters.get("device", "cpu"))
+    except ParameterError:
+        return torch.device("cpu")
 
 
 def publish_results(**numbers) -> dict:
