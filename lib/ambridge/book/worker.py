@@ -1,8 +1,8 @@
 """The child process that runs one point of a sweep: the runner, tied to the life of the Dask worker that started it.
 
 ``python -m ambridge.book.worker PARENT_PID CHAPTER [runner options...]`` is :func:`ambridge.book.run.main` on the
-runner options, with two guards set up first so that a killed worker leaves no run behind (``book/reference/
-scale.md``, "A worker dies"):
+runner options, with two guards set up first so that a killed worker leaves no run behind
+(``book/reference/scale.md``, "A worker dies"):
 
 - on Linux the kernel sends this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and SIGTERM exits
   through Python's normal unwinding, so papermill shuts the chapter's kernel down on the way out;
