@@ -2,8 +2,8 @@
 
 One point of the Chapter 5 sweep: N patterns uniform on the unit sphere in ℝ^d, bandwidth σ = s/√d, Q of them
 (moved by 0.1 in a random direction) iterated by mean shift to convergence over all N keys, then judged (end
-within ε = 0.1 of its pattern and nearest to it). Two implementations of the same loop (ambridge.kde.converge,
-which only steps the states still moving):
+within ε = 0.1 of its pattern and nearest to it). Two implementations of the same loop
+(ambridge.dynamics.iterate_to_fixed_point, which only steps the states still moving):
 
 - ``naive``:   x ← softmax(−torch.cdist(x, X)²/(2σ²)) X in float32, nearest point by ``cdist(...).argmin``;
 - ``library``: ``ambridge.kde.retrieve(method="sphere")``, the sweep's path — the mean-shift step in its mask-free
@@ -36,7 +36,10 @@ except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from ambridge import kde
-from ambridge.runtime import ParameterError, Stopwatch, check_number, hardware_summary, select_device
+from ambridge.checks import ParameterError, check_number
+from ambridge.data import sphere_points
+from ambridge.dynamics import iterate_to_fixed_point
+from ambridge.runtime import Stopwatch, hardware_summary, select_device
 from ambridge.book.records import run_record
 
 DEFAULTS = {
@@ -77,10 +80,10 @@ def naive_retrieve(data, sigma, targets, starts, *, eps, max_iter, tol, chunk):
         w = torch.softmax(-torch.cdist(v, data).pow(2) / (2 * sigma**2), dim=-1)
         return w @ data
 
-    run = kde.converge(step, starts, max_iter=max_iter, tol=tol, chunk=chunk)
+    run = iterate_to_fixed_point(step, starts, max_iter=max_iter, tol=tol, chunk=chunk)
     nearest = torch.cat([torch.cdist(q, data).argmin(dim=-1) for q in run.state.split(chunk)])
     distance = (run.state - data[targets]).norm(dim=-1)
-    return (distance <= eps) & (nearest == targets), run.n_iter
+    return (distance <= eps) & (nearest == targets), run.steps
 
 
 def main(argv=None) -> int:
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
         sigma = kde.scaled_bandwidth(args.scale, 1.0, d)
         for n in sizes:
             gen = torch.Generator(device=device).manual_seed(args.seed)
-            data = kde.sphere_sample(n, d, generator=gen)
+            data = sphere_points(n, d, generator=gen, dtype=torch.float32)
             targets = torch.randperm(n, generator=gen, device=device)[: min(n, queries)]
             starts = kde.perturb(data[targets], 0.1, generator=gen)
             paths = {"naive/fp32": lambda: naive_retrieve(data, sigma, targets, starts, eps=0.1, max_iter=args.max_iter,

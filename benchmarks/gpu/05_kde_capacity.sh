@@ -13,7 +13,9 @@ export PYTHONPATH=$PWD/lib:$PYTHONPATH
 # hardware, wall time, every (d, N, seed) record and the capacities), capacity-<tag>.jsonl (the checkpoint),
 # capacity-<tag>.log, benchmark-<tag>.json, benchmark-<tag>.log. Copy the two JSON files to
 # chapters/artifacts/05_kde_capacity/ and re-execute the chapter (python -m ambridge.execute 05).
-# Needs only python3 with torch (CUDA), numpy and scipy: no Jupyter, no PyYAML, no network.
+# Needs only python3 with torch (CUDA), numpy, scipy and PyYAML (the preset's reader): no Jupyter, no network. Where
+# PyYAML is missing it is installed from a wheel carried in .whl/ (see /work/shared/tools/device-wheels.sh; e.g.
+# `python3 -m pip download --only-binary=:all: -d .whl pyyaml` on a machine with network), or the script stops.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 : "${OUT:?set OUT to the folder for the results}"
@@ -26,6 +28,13 @@ start=$(date +%s)
 echo "== machine =="
 (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader) || true
 python3 -c "import torch, numpy, scipy; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(), '| numpy', numpy.__version__, '| scipy', scipy.__version__)" || exit 1
+if ! python3 -c "import yaml" 2>/dev/null; then  # python -m ambridge.kde reads the preset with PyYAML
+  for wheel in .whl/[Pp]y[Yy][Aa][Mm][Ll]-*.whl; do
+    [ -f "$wheel" ] && python3 -m pip install -q --no-index --no-deps --target /tmp/pyyaml-site "$wheel" \
+      && export PYTHONPATH=/tmp/pyyaml-site:$PYTHONPATH && break
+  done
+  python3 -c "import yaml" 2>/dev/null || { echo "PyYAML is missing and no wheel of it is in .whl/: carry one (python3 -m pip download --only-binary=:all: -d .whl pyyaml) or pip install pyyaml"; exit 1; }
+fi
 
 PRESET=chapters/presets/05_kde_capacity/paper.yaml
 if [ "$SMALL" = 1 ]; then  # seconds on a CPU: the same code paths, tiny sizes, float16 with its float32 re-check
