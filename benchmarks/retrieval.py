@@ -41,7 +41,7 @@ except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from ambridge.data import sphere_points
-from ambridge.dynamics import _on_sphere, mean_shift_step
+from ambridge.dynamics import mean_shift_step, norms_are_equal
 from ambridge.runtime import ParameterError, Stopwatch, check_number, hardware_summary, select_device
 from ambridge.book.records import run_record
 
@@ -229,7 +229,7 @@ def main(argv=None) -> int:
             x = sphere_points(n, d, radius=1.0, generator=gen).to(device)
             chunk = fit_chunk(chunk_arg, n, device)
             ref, softmax_stats = reference_fp64(x, sigma, min(n, N_REF))
-            mask_free = _on_sphere(x.pow(2).sum(-1))  # what mean_shift_step checks to drop the attention mask
+            mask_free = norms_are_equal(x.pow(2).sum(-1))  # what mean_shift_step checks to drop the attention mask
             softmax_stats["library_mask_free"] = mask_free
             print(f"\nN={n}, d={d}, chunk={chunk}, library path {'mask-free' if mask_free else 'WITH a mask'}: "
                   f"weight of a pattern on itself {softmax_stats['mean_self_weight']:.3f} on average, "

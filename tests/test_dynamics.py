@@ -200,7 +200,7 @@ def test_sdpa_and_exact_mean_shift_agree(rng, dtype, rtol):
 def test_sdpa_mean_shift_keeps_the_bias_for_data_nearly_on_a_sphere():
     g = torch.Generator().manual_seed(1)
     pts = amdata.sphere_points(6, 3, generator=g, dtype=F64)
-    pts[0] *= math.sqrt(1 + 5e-7)  # norms² 1 and 1 + 5e-7: inside _on_sphere's tolerance, but not equal
+    pts[0] *= math.sqrt(1 + 5e-7)  # norms² 1 and 1 + 5e-7: inside norms_are_equal's tolerance, but not equal
     x = torch.randn(8, 3, generator=g, dtype=F64) * 0.5
     fast = dynamics.mean_shift_step(x, pts, 0.3, method="sdpa")
     exact = dynamics.mean_shift_step(x, pts, 0.3, method="exact")

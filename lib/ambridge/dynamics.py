@@ -37,6 +37,7 @@ __all__ = [
     "FixedPoint",
     "iterate_to_fixed_point",
     "dense_retrieve",
+    "norms_are_equal",
 ]
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
@@ -132,7 +133,7 @@ def attention_update(
     return out.reshape(*batch_shape, values.shape[1]).to(out_dtype)
 
 
-def _on_sphere(norms_sq: torch.Tensor) -> bool:
+def norms_are_equal(norms_sq: torch.Tensor) -> bool:
     """True when all patterns have the same norm to the precision of their dtype: the bias is then a constant.
 
     The tolerance is a few ulps of ‖x_n‖², the rounding a norm computed in that dtype carries anyway; any larger
@@ -181,7 +182,7 @@ def mean_shift_step(
             logits = logits + log_weights.to(dtype)
         return (torch.softmax(logits, dim=-1) @ data.to(dtype)).to(state.dtype)
     norms_sq = data.pow(2).sum(-1)
-    bias = None if _on_sphere(norms_sq) else -norms_sq / (2 * sigma_sq)
+    bias = None if norms_are_equal(norms_sq) else -norms_sq / (2 * sigma_sq)
     if log_weights is not None:
         bias = log_weights if bias is None else bias + log_weights
     return attention_update(state, data, data, scale=1 / sigma_sq, bias=bias, method=method, precision=precision)
