@@ -11,7 +11,7 @@ GRID ?=
 PORT ?= 8000
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv book book-strict serve test test-site browser execute run sweep bench lock clean
+.PHONY: help venv book book-strict serve test test-site browser execute run sweep bench mutants lock clean
 
 help:
 	@echo "make book                 build the HTML site from the committed executed notebooks"
@@ -23,6 +23,7 @@ help:
 	@echo "make execute [CHAPTER=01] re-execute chapters in place after editing their .md source"
 	@echo "make sweep CHAPTER=01 GRID=chapters/sweeps/01_energy_is_nll.yaml   run a chapter over a parameter grid (Dask)"
 	@echo "make bench                run the benchmarks in benchmarks/"
+	@echo "make mutants              mutation testing of the core and the runner/sweep machinery (slow; not in make test)"
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +76,10 @@ sweep: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/capacity.py
+
+# Mutation testing (mutmut): plants one bug at a time in the files [tool.mutmut] lists and runs the covering tests.
+mutants: $(STAMP)
+	$(PY) tests/mutation/run_mutants.py
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --all --exclude-editable | grep -v "^pip==" | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new

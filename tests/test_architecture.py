@@ -6,6 +6,7 @@ what makes them more than a wish.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import shutil
@@ -84,6 +85,15 @@ def _absolute(node: ast.ImportFrom, base: list[str]) -> str:
     return ".".join(parent + ([node.module] if node.module else []))
 
 
+def _is_module(dotted: str) -> bool:
+    """A name bound to a module (``runner._x`` reaches into it), not a class (a subclass may extend its base's
+    ``_parameter_constraints``, scikit-learn's convention)."""
+    try:
+        return importlib.util.find_spec(dotted) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
@@ -108,7 +118,7 @@ def test_no_module_reaches_into_another_modules_private_names(path):
             private_parts = [p for p in source.split(".") if _private(p)]
             if private_parts and not source.startswith(package + "."):
                 problems.append(f"from {source} import … (a private module of another package)")
-    bound = _imported_modules(tree, module, is_package)
+    bound = {k: v for k, v in _imported_modules(tree, module, is_package).items() if _is_module(v)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
             if _private(node.attr):

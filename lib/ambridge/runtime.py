@@ -3,7 +3,7 @@
 The validation vocabulary (:class:`ParameterError`, :func:`check_number`, :func:`check_choice`) lives in
 :mod:`ambridge.checks` and is re-exported here. Run records and headline numbers (``run_record``,
 ``publish_results``, ``repo_root``) belong to the book's machinery, :mod:`ambridge.book.records`; importing them from
-here still works for one release (0.2) and warns.
+here still works for one release and warns.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _MOVED = ("run_record", "publish_results", "repo_root", "RESULTS_ENV")
 
 def __getattr__(name: str):
     if name in _MOVED:
-        warnings.warn(f"ambridge.runtime.{name} moved to ambridge.book.records; the old name goes in 0.3",
+        warnings.warn(f"ambridge.runtime.{name} moved to ambridge.book.records; the old name goes in the next release",
                       DeprecationWarning, stacklevel=2)
         from .book import records  # an alias for one release: the one import of the book from the core
 
