@@ -39,7 +39,7 @@ from .chapters import available_chapters, resolve_chapter
 from .errors import UsageError
 from .params import chapter_parameters, jsonable_parameters
 
-__all__ = ["execute_chapter", "merge_streams", "record_timing", "main"]
+__all__ = ["execute_chapter", "results_path", "merge_streams", "record_timing", "main"]
 
 TIMEOUT_S = 1800  # per cell; the quick presets run in about a minute, this only catches a hung kernel
 
@@ -102,15 +102,39 @@ def execute_chapter(md: Path) -> float:
     for cell in nb.cells:  # outputs carried over from the old notebook must not survive a cell that now prints less
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    # the chapter's headline numbers (publish_results) go beside its artifacts, where the reproduction ledger reads
+    # them; written to a scratch file first, so a failed run leaves the committed numbers as they were
+    from .records import RESULTS_ENV
+
+    results = results_path(md)
+    scratch = results.with_name(results.name + ".running")
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.unlink(missing_ok=True)
+    previous = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(scratch)
     start = time.perf_counter()
-    NotebookClient(
-        nb, kernel_name="python3", timeout=TIMEOUT_S, resources={"metadata": {"path": str(md.parent)}},
-        record_timing=False,
-    ).execute()
+    try:
+        NotebookClient(
+            nb, kernel_name="python3", timeout=TIMEOUT_S, resources={"metadata": {"path": str(md.parent)}},
+            record_timing=False,
+        ).execute()
+    finally:
+        if previous is None:
+            os.environ.pop(RESULTS_ENV, None)
+        else:
+            os.environ[RESULTS_ENV] = previous
     seconds = time.perf_counter() - start
     _make_stable(nb)
     jupytext.write(nb, ipynb, fmt="ipynb")
+    if scratch.is_file():
+        scratch.replace(results)
     return seconds
+
+
+def results_path(md: Path) -> Path:
+    """Where executing chapter ``md`` at its defaults leaves its published headline numbers:
+    ``<chapters>/artifacts/<slug>/results.json`` (committed; the reproduction ledger reads it)."""
+    return md.parent / "artifacts" / md.stem / "results.json"
 
 
 def record_timing(md: Path, seconds: float) -> Path:
