@@ -7,6 +7,9 @@
   the CLAM+CRP energy with its new-memory basin.
 - :mod:`ambridge.memories.clamcrp` — CLAM+CRP: memories created on demand by the ELBO dynamics over K + 1 logits.
 - :mod:`ambridge.memories.dpmeans` — DP-means, CLAM+CRP's small-variance limit, on the same schedule.
+- :mod:`ambridge.memories.cost` — retrieval timed: a D-dimensional point state against K logits (chapter 3);
+- :mod:`ambridge.memories.evaluation` — learned memories against the true means (chapter 3);
+- :mod:`ambridge.memories.streams` — synthetic mixture streams and the memories CLAM+CRP makes on them (chapter 4).
 
 Each memory is a scikit-learn estimator (``fit``, ``predict``, ``fit_predict``, ``memories_``) that passes
 scikit-learn's own estimator checks. ``ambridge.memories.nonparametric`` is an alias of ``crp``/``clamcrp``/``dpmeans``
