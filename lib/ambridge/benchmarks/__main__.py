@@ -93,7 +93,9 @@ def _choices(args) -> tuple[list, list, list[int], Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return 0 (done), 1 (some runs failed) or 2 (bad command line)."""
+    """Run the command line; return 0 (done), 1 (some runs failed) or 2 (bad command line).
+    Used by ``python -m ambridge.benchmarks`` (and ``ambridge.cluster_benchmark``), which makes chapter 3's full benchmark.
+    """
     args = _parser().parse_args(argv)
     try:
         datasets, methods, seeds, out = _choices(args)

@@ -66,13 +66,17 @@ _BLOBS = re.compile(r"^blobs_k(\d+)_d(\d+)$")
 
 
 def is_dataset_name(name) -> bool:
-    """Whether :func:`load_dataset` knows ``name``: one of the bundled data sets or any ``blobs_k<K>_d<D>``."""
+    """Whether :func:`load_dataset` knows ``name``: one of the bundled data sets or any ``blobs_k<K>_d<D>``.
+    Used by the runs and the command line to refuse a typo before any fit (chapter 3, § The clustering benchmark).
+    """
     return isinstance(name, str) and (name in _BUNDLED or _BLOBS.match(name) is not None)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A data set ready to cluster: ``X`` (n, d) float64, standardized; ``y`` (n,) int true classes; ``n_classes``."""
+    """A data set ready to cluster: ``X`` (n, d) float64, standardized; ``y`` (n,) int true classes; ``n_classes``.
+    Used in chapter 3, § The clustering benchmark, and chapter 4, § On real data: choosing σ².
+    """
 
     name: str
     X: np.ndarray
@@ -151,7 +155,9 @@ def _gmm(n_classes: int, seed: int):
 
 
 def dp_gmm_components(n_classes: int) -> int:
-    """The DP-GMM's truncation (an upper bound on its clusters): ``max(2K, 10)``, so it can find more than K."""
+    """The DP-GMM's truncation (an upper bound on its clusters): ``max(2K, 10)``, so it can find more than K.
+    Used by the DP-GMM method (chapter 3, § The clustering benchmark).
+    """
     return max(2 * n_classes, 10)
 
 

@@ -73,7 +73,9 @@ _TEXT_COLUMNS = ("dataset", "method", "note", "warnings", "error")
 
 
 def resolve_seeds(seeds) -> list[int]:
-    """A count N (seeds 0..N−1) or a list of distinct integers ≥ 0  →  the list; anything else is a ValueError."""
+    """A count N (seeds 0..N−1) or a list of distinct integers ≥ 0  →  the list; anything else is a ValueError.
+    Used by :func:`run_benchmark` and the command line (chapter 3, § The clustering benchmark).
+    """
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ValueError(f"`seeds` = {seeds!r}: a count must be at least 1")
@@ -107,13 +109,17 @@ def _one_line(text, limit: int = 300) -> str:
 
 def estimator_settings(estimator) -> dict[str, Any]:
     """What a run's result depends on besides data and seed: the estimator's class and its parameters (each as its
-    ``repr``): ``get_params(deep=False)`` for a scikit-learn estimator, its attributes otherwise."""
+    ``repr``): ``get_params(deep=False)`` for a scikit-learn estimator, its attributes otherwise.
+    Used in every store key (:func:`run_key`; chapter 3, § The full benchmark).
+    """
     params = estimator.get_params(deep=False) if hasattr(estimator, "get_params") else vars(estimator)
     return {"estimator": type(estimator).__qualname__, "params": {k: repr(v) for k, v in sorted(params.items())}}
 
 
 def data_digest(data: Dataset) -> str:
-    """A digest of a data set's values (X, y and shape): the data's part of :func:`run_key`."""
+    """A digest of a data set's values (X, y and shape): the data's part of :func:`run_key`.
+    Used in every store key (:func:`run_key`; chapter 3, § The full benchmark).
+    """
     digest = hashlib.sha256(repr(data.X.shape).encode())
     digest.update(np.ascontiguousarray(data.X, dtype=np.float64).tobytes())
     digest.update(np.ascontiguousarray(data.y, dtype=np.int64).tobytes())
@@ -123,7 +129,9 @@ def data_digest(data: Dataset) -> str:
 def run_key(dataset: str, method: str, seed: int, data_digest: str, settings: Mapping[str, Any]) -> str:
     """``<dataset>/<method>/seed=<seed>/<hash>``: the store key of one run, the hash over the data's digest and the
     estimator's :func:`estimator_settings`, so two runs share a key only if every input that can change the result
-    is the same."""
+    is the same.
+    Used by :func:`run_benchmark` to resume (chapter 3, § The full benchmark).
+    """
     blob = json.dumps({"data": data_digest, "settings": settings}, sort_keys=True)
     return f"{dataset}/{method}/seed={seed}/{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
@@ -225,6 +233,7 @@ def run_benchmark(
     ``retry_failed``. A fit that raises becomes a row with ``error`` set; the others go on. ``threads`` caps
     BLAS/OpenMP/torch threads during the fits (None: leave them); ``progress(done, total, row)`` is called after each
     run. Rows come back in the order datasets × methods × seeds.
+    Used in chapter 3, § The clustering benchmark (the live run), and by the command line (the full run).
     """
     methods = _resolve_methods(methods)
     seeds = resolve_seeds(seeds)
@@ -298,7 +307,9 @@ def load_results(directory: str | Path):
 def runs_frame(rows: Sequence[Mapping[str, Any]], source: str):
     """Runs (dicts with the :data:`COLUMNS`)  →  a DataFrame with clean dtypes: int64 counts, nullable Int64
     ``n_clusters_found``, float64 scores, text columns as str. ``source`` names the runs in errors (a ValueError naming
-    the row and column of the first bad cell, or a repeated (dataset, method, seed))."""
+    the row and column of the first bad cell, or a repeated (dataset, method, seed)).
+    Used by :func:`run_benchmark` and :func:`load_results` (chapter 3, § The clustering benchmark).
+    """
     import pandas as pd
 
     df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS), dtype=object)
@@ -352,7 +363,9 @@ def _estimator_settings(methods: Mapping[str, Callable], k: int) -> dict[str, st
 def benchmark_summary(result, methods: Sequence[str] | Mapping[str, Callable]) -> dict[str, Any]:
     """What ``benchmark.json`` says beside the run record: runs, failed runs, runs with undefined internal scores,
     total fit time, each method's estimator (as built for K = 3, seed 0), the synthetic data's settings and seed, the
-    preprocessing and scikit-learn's version. ``result``: a frame of :func:`run_benchmark`."""
+    preprocessing and scikit-learn's version. ``result``: a frame of :func:`run_benchmark`.
+    Used by the command line for ``benchmark.json`` (chapter 3, § The full benchmark).
+    """
     import sklearn
 
     internal_nan = result[list(INTERNAL_METRICS)].isna().any(axis=1) & (result["error"] == "")

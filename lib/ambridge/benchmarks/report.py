@@ -35,7 +35,9 @@ __all__ = [
 
 def long_format(df, metrics: Sequence[str] = METRICS):
     """One row per (dataset, method, seed, metric) with its ``value``; failed runs and NaN scores left out (the
-    input of :func:`violin_plot`)."""
+    input of :func:`violin_plot`).
+    Used by :func:`violin_plot` (chapter 3, § The clustering benchmark).
+    """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; valid: {', '.join(METRICS)}")
@@ -178,7 +180,9 @@ SHORT_LABELS = {"rand": "Rand", "adjusted_rand": "ARI", "ami": "AMI", "nmi": "NM
 
 
 def datasets_in(df) -> list[str]:
-    """The data sets of a runs frame, in the order of :data:`~ambridge.benchmarks.clustering.DATASETS`."""
+    """The data sets of a runs frame, in the order of :data:`~ambridge.benchmarks.clustering.DATASETS`.
+    Used in chapter 3, § The full benchmark.
+    """
     return _ordered(df["dataset"], DATASETS)
 
 
@@ -210,6 +214,7 @@ class Dominance:
 
     ``winners``: {(data set, metric): methods with the best median}; ``always``: methods among the best in every
     (data set, metric); ``counts``: {method: number of (data set, metric) cells where it is among the best}.
+    Used in chapter 3, § The clustering benchmark and § The full benchmark.
     """
 
     winners: dict[tuple[str, str], list[str]]

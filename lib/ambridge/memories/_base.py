@@ -32,6 +32,7 @@ class EstimatorParameterError(ParameterError, InvalidParameterError):
     It is both the library's :class:`~ambridge.checks.ParameterError` (``parameter `name` = value: …``) and
     scikit-learn's ``InvalidParameterError`` (a ``ValueError`` and ``TypeError``), whose message it carries after
     the colon, so the book's runner and scikit-learn's estimator checks both read it.
+    Raised by every memory's ``fit`` (chapters 3 and 4).
     """
 
 
@@ -57,9 +58,8 @@ class MemoryEstimator(ClusterMixin, BaseEstimator):
     def _check_n_memories(self, n_samples: int) -> None:
         """K ≤ n: the one parameter limit that depends on the data."""
         if self.n_memories > n_samples:
-            raise ParameterError(
-                "n_memories", self.n_memories, f"must be an integer in [1, n_samples = {n_samples}] (one point per memory at least)"
-            )
+            allowed = f"must be an integer in [1, n_samples = {n_samples}] (one point per memory at least)"
+            raise ParameterError("n_memories", self.n_memories, allowed)
 
     def _validated(self, X, *, reset: bool) -> np.ndarray:
         """``X`` (n, D) array-like (or a torch tensor) of finite numbers  →  float64 array; ``reset`` in ``fit``."""

@@ -48,7 +48,9 @@ def _sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass
 class Fit:
-    """One partition found by :meth:`SequentialMemory._partition`, with its memories and how the passes went."""
+    """One partition found by :meth:`SequentialMemory._partition`, with its memories and how the passes went.
+    Used by CLAM+CRP and DP-means (chapter 4).
+    """
 
     locations: np.ndarray
     counts: np.ndarray
@@ -84,6 +86,9 @@ class SequentialMemory(MemoryEstimator):
     Subclasses define ``_location(sums, counts)`` (a memory's location from its points' sum and number) and
     ``_choose(i, sq_dist, counts, can_open)`` (given point i's squared distances and the counts of the memories it
     may join, the index of the chosen one, or ``len(counts)`` for a new memory).
+
+    Used by :class:`~ambridge.memories.CLAMCRP` and :class:`~ambridge.memories.DPMeans` (chapter 4, § The memory:
+    ELBO dynamics over K + 1 memories, and § The small-variance limit: DP-means).
     """
 
     #: The constraints of the schedule's parameters, merged into each subclass's ``_parameter_constraints``.

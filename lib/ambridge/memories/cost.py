@@ -28,13 +28,17 @@ COST_LABELS = ("CLAM: T point steps", "ELBO: log joint, once", "ELBO: T steps on
 
 
 def cost_dims(dim_max: int) -> list[int]:
-    """The dimensions of the sweep: D = 2, 8, 32, … (a factor 4 apart) up to ``dim_max``."""
+    """The dimensions of the sweep: D = 2, 8, 32, … (a factor 4 apart) up to ``dim_max``.
+    Used in chapter 3, § The cost of a K-dimensional state.
+    """
     return [int(d) for d in 2 * 4 ** np.arange(12) if d <= dim_max]
 
 
 def fastest(fn: Callable[[], object], repeats: int, device: str | torch.device = "cpu") -> float:
     """The fastest of ``repeats`` timed calls of ``fn`` (seconds), after one untimed call: first calls at a new shape
-    pay for allocation and dispatch. CUDA is synchronised around each call (:class:`ambridge.runtime.Stopwatch`)."""
+    pay for allocation and dispatch. CUDA is synchronised around each call (:class:`ambridge.runtime.Stopwatch`).
+    Used by :func:`retrieval_cost` (chapter 3, § The cost of a K-dimensional state).
+    """
     fn()
     times = []
     for _ in range(repeats):
@@ -87,6 +91,7 @@ def read_cost_record(path: str | Path, settings: dict, dims: Sequence[int]) -> d
     ``created``) if ``path`` holds one for exactly these ``settings`` and ``dims``, else None.
 
     A file that is not such a record is a ValueError naming it (delete it, or measure anew).
+    Used in chapter 3, § The cost of a K-dimensional state.
     """
     path = Path(path)
     if not path.is_file():

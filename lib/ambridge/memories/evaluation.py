@@ -14,6 +14,7 @@ def matched_distances(memories, truth) -> np.ndarray:
 
     ``memories`` (K, D) and ``truth`` (K', D) array-likes  →  (min(K, K'),) distances, in the order of the memories
     paired. Its maximum is "the farthest memory from its true mean".
+    Used in chapter 3, § CLAM is generalised EM.
     """
     memories, truth = np.asarray(memories, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if memories.ndim != 2 or truth.ndim != 2 or memories.shape[1] != truth.shape[1]:

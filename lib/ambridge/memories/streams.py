@@ -34,7 +34,9 @@ def mixture_stream(
 @dataclass
 class StreamCounts:
     """Result of :func:`memories_made`: ``counts`` (streams,) memories made on each stream; ``converged`` (streams,)
-    whether its partition stopped changing within the passes."""
+    whether its partition stopped changing within the passes.
+    Used in chapter 4, § How many memories?
+    """
 
     counts: np.ndarray
     converged: np.ndarray
