@@ -16,7 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 from ambridge.energies import clam_energy
 from ambridge.memories import CLAM, CLAMELBO, elbo_dynamics, elbo_velocity, negative_elbo
 from ambridge.memories.elbo import negative_elbo_of_logits
-from ambridge.runtime import ParameterError
+from ambridge.checks import ParameterError
 
 
 def _log_joint(seed=0, n=40, k=4, scale=3.0):

@@ -8,6 +8,7 @@ the run is strict, so an entry added there must keep failing. scikit-learn itsel
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -32,3 +33,26 @@ def expected_failures(estimator) -> dict[str, str]:
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures, xfail_strict=True)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize(
+    "estimator, name",
+    [(CLAM(init="zeros"), "init"), (CLAMELBO(tol=-1.0), "tol"), (CLAMCRP(update="sometimes"), "update"),
+     (DPMeans(lam=0.0), "lam"), (CLAMCRP(random_state=-1), "random_state")],
+)
+def test_a_refused_parameter_is_both_the_books_error_and_scikit_learns(estimator, name):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from ambridge.checks import ParameterError
+
+    x = np.random.default_rng(0).normal(size=(12, 2))
+    with pytest.raises(ParameterError, match=rf"^parameter `{name}` = .*: The '{name}' parameter of \w+ must be") as err:
+        estimator.fit(x)
+    assert isinstance(err.value, InvalidParameterError) and err.value.name == name
+
+
+def test_more_memories_than_points_is_refused_at_fit():
+    from ambridge.checks import ParameterError
+
+    with pytest.raises(ParameterError, match=r"n_memories.*n_samples = 2"):
+        CLAMELBO(3).fit(np.zeros((2, 2)))

@@ -1,4 +1,4 @@
-"""CLAM+CRP and DP-means (ambridge.memories.nonparametric): the CRP / Pitman–Yor cluster counts against their
+"""CLAM+CRP and DP-means (ambridge.memories.crp, .clamcrp, .dpmeans): the CRP / Pitman–Yor cluster counts against their
 recursion and Monte Carlo, the energy against the Gaussian predictive computed with scipy, its gradient against
 autograd, the evidence against scipy, the estimators' interface, memory creation, and the small-variance limit —
 CLAM+CRP's partition equals DP-means' at large β, and differs at moderate β (so the limit test can fail).
@@ -18,9 +18,9 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
-from ambridge.memories import nonparametric as npm
-from ambridge.memories.nonparametric import CLAMCRP, DPMeans
-from ambridge.runtime import ParameterError
+from ambridge.checks import ParameterError
+from ambridge.memories import CLAMCRP, DPMeans
+from ambridge.memories import crp as npm
 
 F64 = torch.float64
 
@@ -399,3 +399,13 @@ def test_a_wrong_alpha_breaks_the_limit():
     dp = DPMeans(lam=1.0, random_state=0).fit(x)
     crp = CLAMCRP(alpha=1.0, variance=1 / (2 * 1e4), prior_variance=1.0, random_state=0).fit(x)
     assert crp.n_memories_ == len(x) and dp.n_memories_ == 4
+
+
+def test_the_old_module_is_an_alias_of_the_new_ones():
+    from ambridge.memories import nonparametric
+    from ambridge.memories.elbo import CLAMELBO as old_path
+    from ambridge.memories import CLAMELBO
+
+    assert nonparametric.CLAMCRP is CLAMCRP and nonparametric.DPMeans is DPMeans and old_path is CLAMELBO
+    assert all(getattr(nonparametric, name) is getattr(npm, name) for name in npm.__all__)
+    assert set(nonparametric.__all__) == set(npm.__all__) | {"CLAMCRP", "DPMeans", "VARIANCE_GRID"}
