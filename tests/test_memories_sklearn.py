@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from ambridge.memories import CLAM, CLAMCRP, CLAMELBO, DPMeans
 
 ESTIMATORS = [
-    CLAM(3, n_updates=40, batch_size=16, init="data", lr=0.1),
+    CLAM(3, n_steps=2, n_updates=40, batch_size=16, init="data", lr=0.1),
     CLAMELBO(3, flow="natural", max_iter=20, predict_steps=20),
     CLAMCRP(max_iter=10, max_memories=50),
     DPMeans(lam=1.0, max_iter=10),
