@@ -1,8 +1,9 @@
-"""Reading the untied experiment: final and excess losses, the paired comparison of the two forms, the figure of
-the learning curves, the committed paper-scale artifact, and what a trained read-out believes the mixture is.
+"""Reading the untied experiment: final and excess losses, the paired comparison of two forms, the ablation table
+of every form against the standard one, the figure of the learning curves, the committed paper-scale artifact, and
+what a trained read-out believes the mixture is.
 
-Used in chapter 6, § Inside a trained transformer, and § The experiment the paper proposes: untie concentration
-and mixing weight.
+Used in chapter 6, § Inside a trained transformer, § The experiment the paper proposes: untie concentration
+and mixing weight, and § Untying, unconfounded.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import torch
 from .. import checks
 from ..special import log_vmf_normaliser
 from .estep import VMFAttention
+from .model import FORM_TRAITS
 
 __all__ = [
     "final_losses",
     "excess_over_bayes",
     "PairedComparison",
     "paired_difference",
+    "ablation_table",
     "plot_comparison",
     "read_comparison",
     "MixtureReading",
@@ -51,31 +54,57 @@ def excess_over_bayes(result: dict) -> dict[str, float]:
 
 
 class PairedComparison(NamedTuple):
-    """The final-loss difference standard − untied, seed by seed (positive: untied is lower).
+    """The final-loss difference baseline − other, seed by seed (positive: the other form is lower).
 
-    Used in chapter 6, § The experiment the paper proposes: untie concentration and mixing weight."""
+    Used in chapter 6, § The experiment the paper proposes: untie concentration and mixing weight, and § Untying,
+    unconfounded."""
 
     diff: np.ndarray  # (n_seeds,)
     se: float  # standard error of the mean difference
     verdict: str
 
 
-def paired_difference(loss: dict) -> PairedComparison:
-    """Final-loss difference standard − untied per seed (runs with the same seed share initialisation and data),
-    its standard error, and a verdict at two standard errors: "no difference detected (within 2 standard errors)",
-    "untied is better" or "standard is better". ``loss``: ``{"standard": [[...] per seed], "untied": [...]}``.
+def paired_difference(loss: dict, baseline: str = "standard", other: str = "untied") -> PairedComparison:
+    """Final-loss difference ``baseline`` − ``other`` per seed (runs with the same seed share initialisation and
+    data), its standard error, and a verdict at two standard errors: "no difference detected (within 2 standard
+    errors)", "<other> is better" or "<baseline> is better". ``loss``: ``{form: [[...] per seed]}``.
 
-    Used in chapter 6, § The experiment the paper proposes: untie concentration and mixing weight."""
-    if set(loss) < {"standard", "untied"} or len(loss["standard"]) != len(loss["untied"]) or len(loss["untied"]) < 2:
-        raise checks.ParameterError("loss", loss, "needs 'standard' and 'untied' curves for the same 2 or more seeds",
-                                    shown=f"forms {sorted(loss)}")
-    diff = np.array([s[-1] - u[-1] for s, u in zip(loss["standard"], loss["untied"])])
+    Used in chapter 6, § The experiment the paper proposes: untie concentration and mixing weight, and § Untying,
+    unconfounded."""
+    if ({baseline, other} - set(loss) or baseline == other or len(loss[baseline]) != len(loss[other])
+            or len(loss[other]) < 2):
+        raise checks.ParameterError("loss", loss, f"needs '{baseline}' and '{other}' curves for the same 2 or more "
+                                    "seeds", shown=f"forms {sorted(loss)}")
+    diff = np.array([s[-1] - u[-1] for s, u in zip(loss[baseline], loss[other])])
     se = diff.std(ddof=1) / math.sqrt(len(diff))
     if abs(diff.mean()) <= 2 * se:
         verdict = "no difference detected (within 2 standard errors)"
     else:
-        verdict = "untied is better" if diff.mean() > 0 else "standard is better"
+        verdict = f"{other} is better" if diff.mean() > 0 else f"{baseline} is better"
     return PairedComparison(diff, se, verdict)
+
+
+def ablation_table(result: dict, baseline: str = "standard") -> list[tuple]:
+    """Rows of the ablation table, one per form of a :func:`compare_forms` result: form, its traits (QK
+    normalisation, own κ/π maps, untied — "yes"/"no", from :data:`~ambridge.attention.model.FORM_TRAITS`), trained
+    parameters, final excess over the Bayes loss (mean ± sd over seeds), and against ``baseline``: the paired
+    difference baseline − form (mean ± standard error), in how many seeds the form is lower, and the verdict of
+    :func:`paired_difference`.
+
+    Used in chapter 6, § Untying, unconfounded."""
+    final = final_losses(result)
+    rows = []
+    for form, values in final.items():
+        excess = values - result["bayes_loss"]
+        marks = ["yes" if FORM_TRAITS[form][key] else "no" for key in ("qk_norm", "maps", "untied")]
+        if form == baseline:
+            versus = ["—", "—", "(baseline)"]
+        else:
+            diff, se, verdict = paired_difference(result["loss"], baseline, form)
+            versus = [f"{diff.mean():+.4f} ± {se:.4f}", f"{int((diff > 0).sum())} of {len(diff)}", verdict]
+        rows.append((form, *marks, f"{result['n_parameters'][form]:,}",
+                     f"{excess.mean():.4f} ± {excess.std(ddof=1):.4f}", *versus))
+    return rows
 
 
 def plot_comparison(ax, steps, loss: dict, bayes: float, title: str) -> None:

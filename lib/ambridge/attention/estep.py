@@ -5,11 +5,13 @@ tokens, the keys, the norm's gain γ and shift δ, and optionally the query proj
 mixture they implement (:class:`VMFAttention`): the unit query u_t, the mean directions m_s, the concentrations
 κ_ts, the log mixing weights log π̃_s, and the responsibilities, computed from the vMF formula (not from the
 attention logits, so comparing them with the attention weights is a real check). :func:`encoder_layer_vmf_view`
-reads a head of PyTorch's own pre-LN encoder layer; :func:`additive_concentration_fit` tests the additive reading
-of the RMSNorm concentration.
+reads a head of PyTorch's own pre-LN encoder layer; :func:`additive_concentration_fit` tests an additive reading of
+the RMSNorm concentration — the book's own straw man (no additive concentration is printed in the paper's material;
+the poster's printed form is in :mod:`ambridge.attention.printed`).
 
 Shapes: tokens ``(..., T, D)``, keys ``(..., S, D)``; concentrations and responsibilities ``(..., T, S)``.
-Used in chapter 6, § Pre-norm attention is a vMF E-step, and § Inside a trained transformer.
+Used in chapter 6, § Pre-norm attention is a vMF E-step, § Inside a trained transformer, and the exercise
+"An additive concentration?".
 """
 
 from __future__ import annotations
@@ -165,8 +167,8 @@ def rmsnorm_attention_vmf(
         s_ij = κ_ij m_jᵀ q̂_i,   κ_ij = scale · ‖q_i‖ ‖k_j‖,   q̂_i = q_i/‖q_i‖,   m_j = k_j/‖k_j‖:
 
     the concentration is a *product* — a query-specific inverse temperature ‖q_i‖ times a key-specific
-    concentration ‖k_j‖ — not a sum ‖q_i‖ + ‖k_j‖ (see :func:`additive_concentration_fit`). The sphere is the unit
-    sphere of the head space, p = D_h. ``x``: (..., T, D); ``keys``: (..., S, D_h); ``gamma``: number or (D,);
+    concentration ‖k_j‖ (the poster's printed form drops ‖q_i‖: :mod:`ambridge.attention.printed`). The sphere is
+    the unit sphere of the head space, p = D_h. ``x``: (..., T, D); ``keys``: (..., S, D_h); ``gamma``: number or (D,);
     ``query_weight``: W_q (D_h, D) or None (D_h = D).
 
     Used in chapter 6, § RMSNorm.
@@ -196,9 +198,10 @@ def additive_concentration_fit(queries: torch.Tensor, keys: torch.Tensor, *, sca
     Softmax ignores a constant per query, so the fit is a least-squares solve of
     s_ij ≈ (a_i + b_j) cos_ij + c_i over (a, b, c), cos_ij = q̂_iᵀ m_j. Returns (attention weights of the fitted
     form (T, S), a (T,), b (S,)). If they differ from softmax(s) no additive form reproduces the attention.
-    ``queries``: (T, D); ``keys``: (S, D).
+    ``queries``: (T, D); ``keys``: (S, D). No additive concentration appears in the paper's material: this tests
+    the book's own straw man.
 
-    Used in chapter 6, § RMSNorm.
+    Used in chapter 6, the exercise "An additive concentration?".
     """
     q = checks.patterns("queries", queries)
     k = checks.patterns("keys", keys, dim=q.shape[1])

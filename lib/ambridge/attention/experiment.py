@@ -22,7 +22,7 @@ import torch
 
 from .. import checks
 from ..data import sphere_points
-from .model import Form, RetrievalTransformer
+from .model import FORMS, Form, RetrievalTransformer
 from .vmf import sample_vmf, vmf_responsibilities
 
 __all__ = ["RetrievalTask", "vmf_retrieval_batch", "bayes_loss", "train_retrieval", "compare_forms"]
@@ -110,15 +110,21 @@ def train_retrieval(
     eval_batch: dict,
     eval_every: int = 25,
     generator: torch.Generator | None = None,
+    batches: Sequence[dict] | None = None,
 ) -> dict:
     """Train on fresh batches with AdamW (cosine-decayed learning rate) on the cross-entropy of z at the queries.
 
-    Returns ``{"step": [...], "loss": [...]}``: the mean cross-entropy on ``eval_batch`` (a fixed batch from
-    :func:`vmf_retrieval_batch`) every ``eval_every`` steps, including step 0 and the last.
+    The batches are drawn from ``generator`` as training goes, or taken in order from ``batches`` (at least
+    ``steps`` of them, drawn beforehand with :func:`vmf_retrieval_batch`: several models then train on one stream
+    drawn once). Returns ``{"step": [...], "loss": [...]}``: the mean cross-entropy on ``eval_batch`` (a fixed batch
+    from :func:`vmf_retrieval_batch`) every ``eval_every`` steps, including step 0 and the last.
 
     Used in chapter 6, § Inside a trained transformer (through :func:`compare_forms`).
     """
     checks.count("steps", steps, low=1)
+    if batches is not None and len(batches) < steps:
+        raise checks.ParameterError("batches", batches, f"must hold at least `steps` = {steps} batches",
+                                    shown=f"{len(batches)} batches")
     s = task.n_memories
     device = next(model.parameters()).device
     eval_tokens, eval_target = eval_batch["tokens"].to(device), eval_batch["target"].to(device)
@@ -138,7 +144,10 @@ def train_retrieval(
     for step in range(steps):
         if step % eval_every == 0:
             evaluate(step)
-        batch = vmf_retrieval_batch(task, batch_size, generator=generator, posterior=False)
+        if batches is None:
+            batch = vmf_retrieval_batch(task, batch_size, generator=generator, posterior=False)
+        else:
+            batch = batches[step]
         logp = model(batch["tokens"].to(device), s)[:, s:]
         loss = -torch.gather(logp, -1, batch["target"].to(device).unsqueeze(-1)).mean()
         opt.zero_grad()
@@ -161,15 +170,23 @@ class _Run:
     device: str
 
 
-def _train(run: _Run) -> tuple[dict, RetrievalTransformer]:
-    """Train one run here: its evaluation history and the trained model (on the CPU)."""
+def _stream(run: _Run) -> list[dict]:
+    """The training batches of one seed, drawn from 10 000 + seed: the same for every form."""
+    gen = torch.Generator().manual_seed(10_000 + run.seed)
+    return [vmf_retrieval_batch(run.task, run.config["batch_size"], generator=gen, posterior=False)
+            for _ in range(run.config["steps"])]
+
+
+def _train(run: _Run, batches: list[dict] | None = None) -> tuple[dict, RetrievalTransformer]:
+    """Train one run here: its evaluation history and the trained model (on the CPU). ``batches``: the seed's stream
+    when it was drawn already (:func:`_stream`); else it is drawn as training goes, identically."""
     cfg = run.config
     torch.manual_seed(run.seed)
     model = RetrievalTransformer(run.task.token_dim, cfg["d_model"], cfg["n_layers"], cfg["n_heads"], run.form)
     model = model.to(device=run.device, dtype=torch.float32)  # whatever torch's default dtype is
     history = train_retrieval(
         model, run.task, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"], eval_batch=run.eval_batch,
-        eval_every=cfg["eval_every"], generator=torch.Generator().manual_seed(10_000 + run.seed),
+        eval_every=cfg["eval_every"], generator=torch.Generator().manual_seed(10_000 + run.seed), batches=batches,
     )
     return history, model.cpu()
 
@@ -201,16 +218,22 @@ def compare_forms(
 
     Runs with the same seed share the initialisation seed *and* the stream of training batches, so the forms are
     compared in pairs; every run is evaluated on one fixed batch of ``eval_size`` sequences (drawn from
-    ``data_seed``), whose Bayes loss (:func:`bayes_loss`) is the floor. ``workers`` > 1 trains in that many
-    processes (spawned, one thread each; the models are then not returned).
+    ``data_seed``), whose Bayes loss (:func:`bayes_loss`) is the floor. ``forms``: any of
+    :data:`~ambridge.attention.model.FORMS`. ``workers`` > 1 trains in that many processes (spawned, one thread
+    each; the models are then not returned); with one worker each seed's stream is drawn once for all forms.
 
     Returns ``{"step": [...], "bayes_loss": float, "loss": {form: [[loss per step] per seed]}, "seeds": [...],
-    "config": {...}, "task": {...}, "models": {form: [model per seed]}}`` (``models`` only when ``workers == 1``).
+    "n_parameters": {form: number of trained parameters}, "config": {...}, "task": {...},
+    "models": {form: [model per seed]}}`` (``models`` only when ``workers == 1``).
 
-    Used in chapter 6, § Inside a trained transformer, and § The experiment the paper proposes: untie
-    concentration and mixing weight.
+    Used in chapter 6, § Inside a trained transformer, § The experiment the paper proposes: untie concentration
+    and mixing weight, and § Untying, unconfounded.
     """
     checks.count("workers", workers, low=1)
+    if not forms or len(set(forms)) != len(forms):
+        raise checks.ParameterError("forms", forms, "must name each form once, at least one", shown=f"{list(forms)}")
+    for form in forms:
+        checks.check_choice("forms", form, list(FORMS))
     eval_batch = vmf_retrieval_batch(task, eval_size, generator=torch.Generator().manual_seed(data_seed))
     bayes = bayes_loss(eval_batch)
     fixed = {"tokens": eval_batch["tokens"], "target": eval_batch["target"]}
@@ -223,12 +246,21 @@ def compare_forms(
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
             histories = list(pool.map(_train_in_worker, runs))
     else:
-        trained = [_train(run) for run in runs]
+        streams = {run.seed: None for run in runs}
+        trained = []
+        for run in runs:  # forms vary slowest: each seed's stream is drawn at its first use and kept
+            if streams[run.seed] is None:
+                streams[run.seed] = _stream(run)
+            trained.append(_train(run, streams[run.seed]))
         histories = [history for history, _ in trained]
         models = {f: [model for run, (_, model) in zip(runs, trained) if run.form == f] for f in forms}
     loss = {f: [h["loss"] for run, h in zip(runs, histories) if run.form == f] for f in forms}
+    with torch.random.fork_rng(devices=[]):  # counting parameters must not move torch's global generator
+        sizes = {f: sum(prm.numel() for prm in RetrievalTransformer(task.token_dim, d_model, n_layers, n_heads, f)
+                        .parameters()) for f in forms}
     out = {"step": histories[0]["step"], "bayes_loss": bayes, "loss": loss, "seeds": [int(s) for s in seeds],
-           "config": config, "task": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(task).items()}}
+           "n_parameters": sizes, "config": config,
+           "task": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(task).items()}}
     if models is not None:
         out["models"] = models
     return out
