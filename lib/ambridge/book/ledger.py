@@ -13,10 +13,12 @@ truth. Each row is one claim:
 ``paper_value``  the paper's number where it has one ("read off the figure" where it is), else null;
 ``result``       the name the chapter publishes its value under with ``publish_results`` — the book's value is
                  never typed here; null when the evidence is a figure or a derivation with no single number;
-``format``       how to print that value (a ``str.format`` spec such as ``"{:.3g}"``; default ``"{}"``);
+``format``       how to print that value (a ``str.format`` string such as ``"{:.3g}"``, which may also name other
+                 published results, ``"{} of {n_sets}"``; default ``"{}"``);
 ``holds_if``     optional: a Python expression in ``value`` (and any other published result, by name) that must be
-                 true for the status to stand; a row whose condition fails is shown as *not reproduced* and fails
-                 the ledger test;
+                 true for the status to stand — the evidence for the status, whatever it is (for a *not reproduced*
+                 row, the condition that shows the difference); a row whose condition fails is shown as *not
+                 reproduced* (or, for a row that already says so, as failing its evidence) and fails the ledger test;
 ``status``       one of :data:`STATUSES`;
 ``reason``       one line; required for every status but *reproduced*.
 
@@ -156,7 +158,7 @@ def book_value(row: Row, results: Mapping[str, Any]) -> str:
         return "—"
     if row.result not in results:
         raise LedgerError(f"row {row.id}: the chapter did not publish `{row.result}`")
-    return row.format.format(results[row.result])
+    return row.format.format(results[row.result], **{k: v for k, v in results.items() if k.isidentifier()})
 
 
 def shown_status(row: Row, results: Mapping[str, Any]) -> str:
