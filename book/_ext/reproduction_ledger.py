@@ -35,13 +35,20 @@ def ledger_markdown(depth: int = 2) -> str:
     lines += [f"| {status} | {n} |" for status, n in counts.items()]
     lines += ["", "| # | claim [tag] | source | paper | this book | status | evidence |", "|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows, start=1):
-        status = ledger.shown_status(r, results[r.chapter])
+        try:
+            status = ledger.shown_status(r, results[r.chapter])
+        except ledger.LedgerError:
+            status = r.status
         reason = r.reason if status == r.status else f"its condition `{r.holds_if}` fails on the published value"
         href = f"{up}chapters/{r.chapter}.html#{html.escape(r.anchor)}"
         chapter_no = r.chapter.split("_", 1)[0]
         link = f'<a href="{href}">Ch. {int(chapter_no)} §</a>'
+        try:
+            value = ledger.book_value(r, results[r.chapter])
+        except ledger.LedgerError:  # tests/test_ledger.py fails on this; the page says it instead of breaking
+            value, status, reason = "not published", "not comparable", "the chapter does not publish this number yet"
         lines.append("| " + " | ".join(_cell(c) for c in (
-            i, f"{r.claim} [{r.tag}]", r.source, r.paper_value or "—", ledger.book_value(r, results[r.chapter]),
+            i, f"{r.claim} [{r.tag}]", r.source, r.paper_value or "—", value,
             f"**{status}**" + (f": {reason}" if reason else ""), link)) + " |")
     return "\n".join(lines)
 

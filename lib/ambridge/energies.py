@@ -102,8 +102,8 @@ def squared_distances(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def squared_distances_by_inner_products(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """‖x‖² − 2xᵀc_k + ‖c_k‖², clamped at 0: the fast form (one matrix product, memory O(|x|·K) instead of
-    O(|x|·K·D)), for ranking and for large D. It loses digits when ‖x − c‖ ≪ ‖x‖ (cancellation): where a distance
+    """‖x‖² − 2xᵀc_k + ‖c_k‖², clamped at 0: the fast form (one matrix product, memory O(Q·K) for Q states instead of
+    O(Q·K·D)), for ranking and for large D. It loses digits when ‖x − c‖ ≪ ‖x‖ (cancellation): where a distance
     near zero matters, use :func:`squared_distances`. ``x``: (..., D); ``centres``: (K, D)  →  (..., K).
     """
     centres = checks.patterns("centres", centres)

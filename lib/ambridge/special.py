@@ -153,7 +153,7 @@ def vmf_mean_resultant_length(kappa, dim: int):
 
 
 def log_sphere_area(dim: int) -> float:
-    """log |S^{p−1}| = log(2 π^{p/2} / Γ(p/2)), the area of the unit sphere in ℝ^p (p = ``dim`` ≥ 2)."""
+    """log area(S^{p−1}) = log(2 π^{p/2} / Γ(p/2)), the area of the unit sphere in ℝ^p (p = ``dim`` ≥ 2)."""
     p = check_sphere_dim(dim)
     return math.log(2) + (p / 2) * math.log(math.pi) - float(gammaln(p / 2))
 
@@ -161,7 +161,7 @@ def log_sphere_area(dim: int) -> float:
 def log_mean_exp_cosine(kappa, dim: int):
     """log E[exp(κu)], u the cosine between two independent uniform points of S^{p−1} (numpy, vectorised in κ).
 
-    E[exp(κu)] = Γ(p/2) (2/κ)^{p/2−1} I_{p/2−1}(κ) = 1/(C_p(κ)|S^{p−1}|): the mean pull one random pattern exerts on
+    E[exp(κu)] = Γ(p/2) (2/κ)^{p/2−1} I_{p/2−1}(κ) = 1/(C_p(κ)·area(S^{p−1})): the mean pull one random pattern exerts on
     another in a KDE on the sphere (chapter 5's cross-talk). 0 at κ = 0.
     """
     return -(np.asarray(log_vmf_normaliser(np.asarray(kappa, dtype=np.float64), dim)) + log_sphere_area(dim))

@@ -1,26 +1,26 @@
 """The reproduction ledger: every claim of the paper, and the book's own, held against the evidence.
 
 One YAML file per chapter under ``chapters/ledger/`` (``NN_slug.yaml``, a list of rows) is the single source of
-truth. Each row is one claim:
+truth. Each row is one claim, with the fields
 
-``id``           unique, kebab-case;
-``claim``        the claim in one sentence;
-``tag``          ``paper`` (stated in the paper, its workshop version, poster or public code) · ``derived`` (follows by
-                 algebra, checked numerically) · ``choice`` (a reconstruction where the protocol is not public) ·
-                 ``extension`` (the book's own question);
-``source``       the paper's section, equation, figure or poster panel, or ``file@commit`` of public code;
-``anchor``       the chapter section holding the evidence (the heading's anchor, e.g. ``the-transferred-bound``);
-``paper_value``  the paper's number where it has one ("read off the figure" where it is), else null;
-``result``       the name the chapter publishes its value under with ``publish_results`` — the book's value is
-                 never typed here; null when the evidence is a figure or a derivation with no single number;
-``format``       how to print that value (a ``str.format`` string such as ``"{:.3g}"``, which may also name other
-                 published results, ``"{} of {n_sets}"``; default ``"{}"``);
-``holds_if``     optional: a Python expression in ``value`` (and any other published result, by name) that must be
-                 true for the status to stand — the evidence for the status, whatever it is (for a *not reproduced*
-                 row, the condition that shows the difference); a row whose condition fails is shown as *not
-                 reproduced* (or, for a row that already says so, as failing its evidence) and fails the ledger test;
-``status``       one of :data:`STATUSES`;
-``reason``       one line; required for every status but *reproduced*.
+- ``id``: unique, kebab-case;
+- ``claim``: the claim in one sentence;
+- ``tag``: ``paper`` (stated in the paper, its workshop version, poster or public code) · ``derived`` (follows by
+  algebra, checked numerically) · ``choice`` (a reconstruction where the protocol is not public) · ``extension`` (the
+  book's own question);
+- ``source``: the paper's section, equation, figure or poster panel, or ``file@commit`` of public code;
+- ``anchor``: the chapter section holding the evidence (the heading's anchor, e.g. ``the-transferred-bound``);
+- ``paper_value``: the paper's number where it has one ("read off the figure" where it is), else null;
+- ``result``: the name the chapter publishes its value under with ``publish_results`` — the book's value is never
+  typed here; null when the evidence is a figure or a derivation with no single number;
+- ``format``: how to print that value, a ``str.format`` string such as ``"{:.3g}"`` that may also name other
+  published results (``"{} of {n_sets}"``); default ``"{}"``;
+- ``holds_if``: optional, a Python expression in ``value`` (and any other published result, by name) that must be
+  true for the status to stand — the evidence for the status, whatever it is (for a *not reproduced* row, the
+  condition that shows the difference); a row whose condition fails is shown as *not reproduced* and fails the
+  ledger test;
+- ``status``: one of :data:`STATUSES`;
+- ``reason``: one line, required for every status but *reproduced*.
 
 Chapters print their claims table with :func:`claims_table` from the numbers they publish; the page
 "Reproduction at a glance" is built from all rows and the chapters' committed ``results.json``. Used in every

@@ -50,7 +50,7 @@ class CLAM(TransformerMixin, MemoryEstimator):
     lr : float, default=0.01
         Adam's learning rate.
     init : {"normal", "data"}, default="normal"
-        "normal": N(0, ``init_scale``²) prototypes, as in Saha et al.; "data": K distinct data points.
+        "normal": N(0, init_scale²) prototypes, as in Saha et al.; "data": K distinct data points.
     init_scale : float, default=0.01
         The standard deviation of the "normal" start.
     random_state : int, RandomState instance or None, default=None

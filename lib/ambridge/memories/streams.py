@@ -24,7 +24,7 @@ def mixture_stream(
     k: int, d: int, n: int, *, spread: float, seed: int, stream: int = 0, dtype: torch.dtype = torch.float64
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stream number ``stream`` of ``seed``: ``n`` points of a mixture of ``k`` unit-variance Gaussians in ``d``
-    dimensions, equal weights, means drawn from N(0, ``spread``² I), all from one generator seeded with
+    dimensions, equal weights, means drawn from N(0, spread² I), all from one generator seeded with
     1000·seed + stream  →  (points (n, d), components (n,)). Used in chapter 4, § How many memories?"""
     g = torch.Generator().manual_seed(1000 * seed + stream)
     means = spread * torch.randn(k, d, generator=g, dtype=dtype)
