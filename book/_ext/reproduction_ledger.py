@@ -23,30 +23,29 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _shown(row, results) -> tuple[str, str, str]:
+    """(book's value, status, reason) of a row as the page shows it."""
+    try:
+        value, status = ledger.book_value(row, results), ledger.shown_status(row, results)
+    except ledger.LedgerError:  # tests/test_ledger.py fails on this; the page says it instead of breaking
+        return "not published", "not comparable", "the chapter does not publish this number yet"
+    reason = row.reason if status == row.status else f"its condition `{row.holds_if}` fails on the published value"
+    return value, status, reason
+
+
 def ledger_markdown(depth: int = 2) -> str:
     """The page's tables as MyST markdown; ``depth`` = how many folders the page sits below the book's root."""
     rows = ledger.load_ledger()
     results = {c: ledger.published_results(c) for c in {r.chapter for r in rows}}
-    counts = ledger.status_counts(rows, results)
-    per_chapter = Counter(r.chapter for r in rows)
+    shown = [_shown(r, results[r.chapter]) for r in rows]
+    counts = Counter(status for _, status, _ in shown)
     up = "../" * depth
-    lines = [f"**{len(rows)} claims** from {len(per_chapter)} chapters.", "",
-             "| status | claims |", "|---|---|"]
-    lines += [f"| {status} | {n} |" for status, n in counts.items()]
+    lines = [f"**{len(rows)} claims** from {len(results)} chapters.", "", "| status | claims |", "|---|---|"]
+    lines += [f"| {status} | {counts.get(status, 0)} |" for status in ledger.STATUSES]
     lines += ["", "| # | claim [tag] | source | paper | this book | status | evidence |", "|---|---|---|---|---|---|---|"]
-    for i, r in enumerate(rows, start=1):
-        try:
-            status = ledger.shown_status(r, results[r.chapter])
-        except ledger.LedgerError:
-            status = r.status
-        reason = r.reason if status == r.status else f"its condition `{r.holds_if}` fails on the published value"
+    for i, (r, (value, status, reason)) in enumerate(zip(rows, shown), start=1):
         href = f"{up}chapters/{r.chapter}.html#{html.escape(r.anchor)}"
-        chapter_no = r.chapter.split("_", 1)[0]
-        link = f'<a href="{href}">Ch. {int(chapter_no)} §</a>'
-        try:
-            value = ledger.book_value(r, results[r.chapter])
-        except ledger.LedgerError:  # tests/test_ledger.py fails on this; the page says it instead of breaking
-            value, status, reason = "not published", "not comparable", "the chapter does not publish this number yet"
+        link = f'<a href="{href}">Ch. {int(r.chapter.split("_", 1)[0])} §</a>'
         lines.append("| " + " | ".join(_cell(c) for c in (
             i, f"{r.claim} [{r.tag}]", r.source, r.paper_value or "—", value,
             f"**{status}**" + (f": {reason}" if reason else ""), link)) + " |")
