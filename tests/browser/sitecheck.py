@@ -1,4 +1,5 @@
-"""Checking the built book in a real browser: headless Chromium driven by selenium, the site served on 127.0.0.1.
+"""Checking the built book in a real browser: headless Chrome or Chromium driven by selenium, the site served on
+127.0.0.1 (``browsers.py`` says which browser and driver).
 
 The functions here return lists of problems (strings) instead of asserting, so the same checks run on the real
 site (where every list must be empty) and on deliberately broken copies of it (where they must not be).
@@ -19,8 +20,6 @@ from urllib.parse import unquote, urljoin, urlsplit
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 CHAPTER = re.compile(r"\d+_[A-Za-z0-9_-]+")
 
 
@@ -79,16 +78,21 @@ def serve(directory: Path):
 
 
 def make_driver(profile: Path):
-    """Headless Debian Chromium through the system chromedriver; selenium-manager is never asked for anything.
+    """Headless Chrome or Chromium, the one ``browsers.find`` picks (an installed browser and its chromedriver).
 
     Every host name but 127.0.0.1 resolves to nothing, so a page that needed the internet would show it.
     """
-    os.environ["SE_OFFLINE"] = "true"  # belt and braces: with both paths given, selenium-manager is not used
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from browsers import find
+
+    found, why = find()
+    if found is None:
+        raise RuntimeError(f"no browser for the browser test: {why}")
+    os.environ["SE_OFFLINE"] = "true"  # both paths are given: selenium must not go looking for others
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = found.browser
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -97,7 +101,7 @@ def make_driver(profile: Path):
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=found.driver))
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
     return driver

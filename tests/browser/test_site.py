@@ -1,10 +1,10 @@
 """The built book in a real browser (``make test-site``, which ``make test`` runs after the strict build).
 
-Headless Chromium loads every page of the table of contents from a local HTTP server and checks what a reader
-would see: no console errors, every figure loaded, every equation typeset by the site's own MathJax, nothing
-fetched from the internet, a working dark mode, search that finds the chapters, internal links and anchors that
-resolve, and on every chapter notebook the launch and download buttons and the runtime badge. Screenshots of
-every page, light and dark, go to ``_build/screenshots/``.
+Headless Chrome or Chromium (whichever ``browsers.py`` finds) loads every page of the table of contents from a
+local HTTP server and checks what a reader would see: no console errors, every figure loaded, every equation
+typeset by the site's own MathJax, nothing fetched from the internet, a working dark mode, search that finds the
+chapters, internal links and anchors that resolve, and on every chapter notebook the launch and download buttons
+and the runtime badge. Screenshots of every page, light and dark, go to ``_build/screenshots/``.
 
 The last tests break copies of a built page on purpose (a figure deleted, MathJax removed, an equation garbled,
 a script from another host) and check that the same checks then fail.
