@@ -113,3 +113,33 @@ def test_draw_success_curves_draws_the_seed_mean_and_band():
     assert [line.get_label() for line in lines] == ["d = 8", "d = 10"]
     assert lines[0].get_ydata().tolist() == pytest.approx([1.0, 0.9, 0.4, 0.0]) and lines[1].get_xdata().tolist() == [4, 8, 16, 32]
     assert len(ax.collections) == 2 and ax.get_xscale() == "log"
+
+
+def test_fit_capacity_exponent_against_numpy():
+    """The measured exponent is numpy's least-squares slope of ln N½; the theory's, that of the saddle-node values."""
+    wiggle = {8: 0.01, 10: -0.02, 12: 0.015, 14: 0.0}
+    summary = [kde.DimensionSummary(d=d, n_star=1.0, n_half=math.exp(0.5 * d + 1.0 + w), n_half_sd=0.0,
+                                    n_half_theory=1.0, width=0.1) for d, w in wiggle.items()]
+    fit = kde.fit_capacity_exponent(summary, lam=1.0, eps=0.1)
+    dims = np.array([8, 10, 12, 14])
+    assert fit.dims == (8, 10, 12, 14)
+    assert fit.alpha == pytest.approx(np.polyfit(dims, [math.log(s.n_half) for s in summary], 1)[0], rel=1e-12)
+    theory = [kde.mean_field_log_capacity(1.0, int(d), eps=0.1) for d in dims]
+    assert fit.alpha_theory == pytest.approx(np.polyfit(dims, theory, 1)[0], rel=1e-12)
+    assert 0.99 < fit.r2 < 1.0
+
+
+def _run(sweep_settings):
+    return kde.SweepArtifact(Path("capacity-gpu.json"), {"parameters": {"sweep": sweep_settings}})
+
+
+def test_a_run_at_a_looser_step_tolerance_than_the_presets_is_stale():
+    """A float16 run recorded before the record named its tolerance stopped its steps at 2e-3·M; a sweep built now
+    runs at 1e-5·M in every precision, so such a run is stale until regenerated, and one at 1e-5·M is not."""
+    now = kde.CapacitySweep(dims=(16,), precision="float16", device="cuda").step_tol
+    assert now == 1e-5
+    old = _run({"precision": "float16", "tol": None})
+    assert old.step_tol == 2e-3 and old.stale_against(now)
+    assert not old.stale_against(2e-3) and old.stale_against(1.9e-3)
+    assert not _run({"precision": "float16", "tol": None, "step_tol": 1e-5}).stale_against(now)
+    assert not _run({"precision": "float32", "tol": None}).stale_against(now)

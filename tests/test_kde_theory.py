@@ -212,3 +212,39 @@ def test_mean_field_log_capacity_is_unchanged_by_the_move_to_ambridge_special(la
     """The saddle-node capacity moved from kde's own Bessel code to ambridge.special (more terms in its Debye
     expansion): its values move by less than 1e-9 relative (measured: at most 2e-12, at d = 8192)."""
     assert kde.mean_field_log_capacity(lam, d, eps=eps) == pytest.approx(expected, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------------- the fixed-bandwidth ceiling
+@pytest.mark.parametrize("kappa, eps", [(1 / 0.35**2, 0.1), (8.0, 0.1), (20.0, 0.1), (20.0, 0.3), (3.0, 0.2),
+                                        (50.0, 0.05), (4.5, 0.4)])
+def test_fixed_bandwidth_ceiling_is_the_maximum_over_the_retrieval_window(kappa, eps):
+    """The closed form against a brute-force maximum of κa + ln((1 − a)/a) over a fine grid of a in [1 − ε, 1)."""
+    a = np.linspace(1 - eps, 1 - 1e-9, 2_000_001)
+    brute = float(np.max(kappa * a + np.log1p(-a) - np.log(a)))
+    assert kde.fixed_bandwidth_log_ceiling(kappa, eps=eps) == pytest.approx(brute, abs=1e-9)
+
+
+def test_fixed_bandwidth_ceiling_at_the_chapter_setting_and_not_e_to_the_kappa():
+    """σ = 0.35·M, ε = 0.1: the bracket peaks below 1 − ε, so the ceiling is κ(1 − ε) + ln(ε/(1 − ε)) ≈ ln 172,
+    about twenty times below e^κ ≈ 3510."""
+    kappa = 1 / 0.35**2
+    ceiling = kde.fixed_bandwidth_log_ceiling(kappa, eps=0.1)
+    assert ceiling == pytest.approx(0.9 * kappa + math.log(0.1 / 0.9), rel=1e-14)
+    assert round(math.exp(ceiling)) == 172 and round(math.exp(kappa)) == 3510
+
+
+def test_the_saddle_node_capacity_rises_to_the_fixed_bandwidth_ceiling():
+    """At fixed κ the finite-d theory (an independent computation: Bessel ratios, bisection in ln N) reaches the
+    closed-form limit as d → ∞ — climbing to it from below at the chapter's κ (at a small κ ≤ 4 it comes from above)."""
+    for kappa, eps, rises in [(8.0, 0.1, True), (1 / 0.35**2, 0.1, True), (3.0, 0.2, False)]:
+        ceiling = kde.fixed_bandwidth_log_ceiling(kappa, eps=eps)
+        values = [kde.mean_field_log_capacity(kappa / d, d, eps=eps) for d in (16, 256, 4096, 1_000_000)]
+        assert values[-1] == pytest.approx(ceiling, abs=1e-4)
+        if rises:
+            assert values[0] < values[1] < values[2] < values[3] <= ceiling + 1e-6
+
+
+@pytest.mark.parametrize("kappa, eps", [(0.0, 0.1), (-1.0, 0.1), (8.0, 0.0), (8.0, 1.0)])
+def test_fixed_bandwidth_ceiling_refuses_bad_values(kappa, eps):
+    with pytest.raises(ParameterError):
+        kde.fixed_bandwidth_log_ceiling(kappa, eps=eps)

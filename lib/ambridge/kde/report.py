@@ -2,10 +2,12 @@
 :func:`ambridge.kde.run_sweep` or from a committed run record (``python -m ambridge.kde``'s JSON file).
 
 - :func:`per_dimension`, :func:`summarise_dimensions` (N*, N½, its spread, the saddle-node prediction and the
-  width of the drop per dimension), :func:`n_half_ratios` (two runs compared);
+  width of the drop per dimension), :func:`fit_capacity_exponent` (the measured and predicted rates of ln N½ in d),
+  :func:`n_half_ratios` (two runs compared);
 - :func:`half_precision_check` — how often the float32 re-check agrees with a half-precision sweep;
 - :class:`SweepArtifact`, :func:`read_sweep_artifact`, :func:`find_sweep_artifact` — a committed run record (the
-  format written since chapter 5 was first committed: parameters with the sweep's settings, records, capacities);
+  format written since chapter 5 was first committed: parameters with the sweep's settings, records, capacities),
+  and whether it is stale (:meth:`SweepArtifact.stale_against`: run at a looser step tolerance than a sweep now uses);
 - :func:`read_benchmark`, :func:`benchmark_table`, :func:`speedup_ranges` — ``benchmarks/capacity.py``'s output;
 - :func:`draw_success_curves` — success against N per dimension, on a Matplotlib axis.
 """
@@ -20,11 +22,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .sweep import crossing, mean_success
+from .sweep import crossing, fit_exponent, mean_success
 from .theory import mean_field_log_capacity
 
 __all__ = [
-    "per_dimension", "DimensionSummary", "summarise_dimensions", "n_half_ratios", "half_precision_check",
+    "per_dimension", "DimensionSummary", "summarise_dimensions", "ExponentFit", "fit_capacity_exponent",
+    "n_half_ratios", "half_precision_check",
     "SweepArtifact", "read_sweep_artifact", "find_sweep_artifact", "read_benchmark", "benchmark_table",
     "speedup_ranges", "draw_success_curves",
 ]
@@ -80,6 +83,28 @@ def summarise_dimensions(records: Sequence[dict], caps: Sequence[dict], *, lam: 
             width=math.log(crossing(sizes, mean, 0.1) / crossing(sizes, mean, 0.9)),
         ))
     return out
+
+
+@dataclass(frozen=True)
+class ExponentFit:
+    """ln N½ = α·d + c fitted over the ``dims`` of a sweep (``alpha``, ``r2``), and the slope ``alpha_theory`` of the
+    saddle-node prediction over the same dimensions. Used in chapter 5, § Measuring the capacity, and § At scale."""
+
+    dims: tuple[int, ...]
+    alpha: float
+    r2: float
+    alpha_theory: float
+
+
+def fit_capacity_exponent(summary: Sequence[DimensionSummary], *, lam: float, eps: float) -> ExponentFit:
+    """Fit the exponent of the measured N½ (:func:`summarise_dimensions`) and of the saddle-node theory
+    (:func:`ambridge.kde.mean_field_log_capacity`) over the same dimensions, with :func:`ambridge.kde.fit_exponent`.
+
+    Used in chapter 5, § Measuring the capacity, and § At scale."""
+    dims = tuple(s.d for s in summary)
+    alpha, _, r2 = fit_exponent(dims, [math.log(s.n_half) if s.n_half > 0 else math.nan for s in summary])
+    theory = fit_exponent(dims, [mean_field_log_capacity(lam, d, eps=eps) for d in dims])[0]
+    return ExponentFit(dims, alpha, r2, theory)
 
 
 def n_half_ratios(caps: Iterable[dict], reference: Iterable[dict]) -> dict[int, float]:
@@ -145,6 +170,12 @@ class SweepArtifact:
         """The convergence tolerance (units of M) the run used; runs recorded before it was named in the record
         used 2·10⁻³ in float16 and 10⁻⁵ in float32."""
         return self.sweep.get("step_tol") or _OLD_STEP_TOL.get(self.sweep["precision"], 1e-5)
+
+    def stale_against(self, step_tol: float) -> bool:
+        """True when the run stopped its steps at a looser tolerance than ``step_tol`` (units of M), the one a sweep
+        of the same preset uses now (:attr:`ambridge.kde.CapacitySweep.step_tol`): its verdicts near the drop are
+        biased toward retrieval (chapter 5, § At scale) until it is regenerated."""
+        return self.step_tol > step_tol
 
     @property
     def complete(self) -> bool:

@@ -9,7 +9,8 @@ typical-pattern theory that predicts where retrieval fails.
 - **Typical-pattern theory** — :func:`log_crosstalk` ln E[exp(κ(u − 1))] for the cosine u of two random points on
   the sphere and :func:`mean_cosine`, the weighted mean cosine (both from :mod:`ambridge.special`);
   :func:`alpha_one`, the asymptotic random-energy threshold lim ln N/d; :func:`mean_field_log_capacity`, its
-  finite-d version (a saddle-node of the fixed-point equation along the pattern).
+  finite-d version (a saddle-node of the fixed-point equation along the pattern); :func:`fixed_bandwidth_log_ceiling`,
+  the limit of that capacity as d → ∞ at a fixed bandwidth.
 
 Symbols: ``dim`` d, ``radius`` M, ``bandwidth`` σ, ``beta`` β = 1/σ², ``bandwidth_scale`` s in σ = s·M/√d, and
 λ = βM²/d = 1/s² the inverse temperature per dimension.
@@ -40,6 +41,7 @@ __all__ = [
     "mean_cosine",
     "alpha_one",
     "mean_field_log_capacity",
+    "fixed_bandwidth_log_ceiling",
 ]
 
 
@@ -244,3 +246,35 @@ def mean_field_log_capacity(lam: float, dim: int, *, eps: float = 0.1) -> float:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if retrieves(mid) else (lo, mid)
     return lo
+
+
+def fixed_bandwidth_log_ceiling(kappa, *, eps: float = 0.1) -> float:
+    """lim_{d→∞} ln N½ at a *fixed* κ = M²/σ² (numpy/scipy-free closed form): the level at which the fixed-bandwidth
+    capacity of :func:`mean_field_log_capacity` saturates.
+
+    At fixed κ, as d grows, the weighted mean cosine A(κa, d) ≈ κa/d → 0 and ln E[e^{κa(u−1)}] → −κa (the exponent
+    of the cross-talk, κ²a²/(2d), vanishes), so the fixed-point equation along the pattern becomes
+    a = 1/(1 + N e^{−κa}). A fixed point with a ≥ 1 − ε survives while N ≤ e^{κa}(1 − a)/a for some a ∈ [1 − ε, 1):
+
+        ln N½(∞) = max_{a ∈ [1−ε, 1)} [κa + ln((1 − a)/a)].
+
+    The bracket's derivative κ − 1/(1 − a) − 1/a vanishes at a₊ = (1 + √(1 − 4/κ))/2 (κ > 4), its maximum; so the
+    ceiling is κ(1 − ε) + ln(ε/(1 − ε)) when a₊ ≤ 1 − ε (or κ ≤ 4), else the larger of that and the value at a₊.
+    It is e^{−εκ}·ε/(1 − ε) times e^κ, not e^κ itself: e^κ is where the cross-talk at the pattern equals its own
+    weight, but retrieval judged within ε needs the fixed point to stay within ε, where the self-weight is
+    e^{−εκ} smaller and the cross-talk may be at most ε/(1 − ε) of it.
+
+    Used in chapter 5, § Why the bandwidth must shrink with d.
+    """
+    kappa = check_number("kappa", kappa, low=0, low_open=True)
+    eps = check_number("eps", eps, low=0, high=1, low_open=True, high_open=True)
+
+    def bracket(a):
+        return kappa * a + math.log((1 - a) / a)
+
+    best = bracket(1 - eps)
+    if kappa > 4:
+        a_plus = (1 + math.sqrt(1 - 4 / kappa)) / 2
+        if a_plus > 1 - eps:
+            best = max(best, bracket(a_plus))
+    return best
