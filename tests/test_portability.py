@@ -241,7 +241,8 @@ def test_markers_are_evaluated_for_the_target_not_for_this_machine():
     )
     pins = {"app": Version("1.0"), "dep": Version("1.0")}
     windows = platforms.check_target(_target("Windows", "x86-64", (3, 12)), pins, [], index)
-    assert set(windows.unpinned) == {"colorama"} and windows.conflicts == ["app==1.0 needs dep>=2; the lock pins dep==1.0"]
+    assert set(windows.unpinned) == {"colorama"}
+    assert windows.conflicts == ["app==1.0 needs dep>=2; the lock pins dep==1.0"]
     mac = platforms.check_target(_target("macOS", "arm64", (3, 12)), pins, [Requirement("app[fast]")], index)
     assert set(mac.unpinned) == {"appnope", "extra-dep"}
     arm = platforms.check_target(_target("Linux", "arm64", (3, 12)), pins, [], index)
@@ -282,10 +283,12 @@ GNU_ONLY = {
     r"\bxargs\s+-r\b": "xargs -r (GNU only)",
     r"\bstat\s+-c\b": "stat -c (GNU only)",
 }
-SCRIPTS = ["Makefile", ".ci/run", *[str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").rglob("*.sh"))]]
+SCRIPTS = ["Makefile", ".ci/run", *[str(p.relative_to(ROOT)) for folder in ("tests", "benchmarks")
+                                    for p in sorted((ROOT / folder).rglob("*.sh"))]]
 
 
-def test_make_and_the_ci_script_use_no_gnu_only_commands():
+def test_make_and_the_scripts_use_no_gnu_only_commands():
+    assert any(name.startswith("benchmarks/") for name in SCRIPTS)
     problems = []
     for name in SCRIPTS:
         for number, line in enumerate((ROOT / name).read_text().splitlines(), 1):
