@@ -14,6 +14,7 @@ import jupytext
 import nbformat
 import pytest
 import yaml
+from docutils.nodes import make_id
 
 from ambridge.book import ledger
 
@@ -23,9 +24,9 @@ ROWS = ledger.load_ledger()
 
 
 def _anchor(title: str) -> str:
-    """The id docutils gives a section: lower case, runs of other characters → one hyphen."""
-    text = re.sub(r"[`*$\\{}]", "", title).lower()
-    return re.sub(r"[^0-9a-z]+", "-", text).strip("-")
+    """The id docutils gives a section (ASCII-folded, lower case, runs of other characters → one hyphen), from the
+    heading's text as rendered (markup characters dropped)."""
+    return make_id(re.sub(r"[`*$\\{}]", "", title))
 
 
 def test_the_ledger_covers_the_paper():
