@@ -9,7 +9,6 @@ CHAPTER ?=
 ARGS ?=
 GRID ?=
 PORT ?= 8000
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help venv book book-strict serve test test-site browser check-platforms execute run sweep bench mutants lock clean
 
