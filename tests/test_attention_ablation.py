@@ -160,6 +160,7 @@ def test_ablation_table_rows():
                        "split": curves([1.0, 1.12, 1.17])}}
     rows = att.ablation_table(result)
     assert [r[0] for r in rows] == ["standard", "heads", "split"]
+    assert all(len(r) == len(att.ABLATION_COLUMNS) for r in rows)
     assert rows[0][1:5] == ("no", "no", "no", "100") and rows[0][6:] == ("—", "—", "(baseline)")
     assert rows[1][1:5] == ("no", "yes", "yes", "1,234")
     assert rows[1][5] == f"{0.5:.4f} ± {0.1:.4f}"  # excess 0.4, 0.5, 0.6

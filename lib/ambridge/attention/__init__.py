@@ -19,6 +19,7 @@ Shapes: tokens ``(..., T, D)``, keys ``(..., S, D)``; concentrations and respons
 
 from ..special import log_bessel_iv, log_vmf_normaliser, vmf_mean_resultant_length
 from .analysis import (
+    ABLATION_COLUMNS,
     MixtureReading,
     PairedComparison,
     ablation_table,
@@ -66,6 +67,6 @@ __all__ = [
     "Form", "FORMS", "FORM_TRAITS", "NormAttention", "RetrievalTransformer", "RetrievalTask", "vmf_retrieval_batch",
     "bayes_loss", "train_retrieval", "compare_forms",
     # analysis
-    "final_losses", "excess_over_bayes", "PairedComparison", "paired_difference", "ablation_table",
+    "final_losses", "excess_over_bayes", "PairedComparison", "paired_difference", "ABLATION_COLUMNS", "ablation_table",
     "plot_comparison", "read_comparison", "MixtureReading", "read_mixture",
 ]

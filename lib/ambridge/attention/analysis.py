@@ -27,6 +27,7 @@ __all__ = [
     "excess_over_bayes",
     "PairedComparison",
     "paired_difference",
+    "ABLATION_COLUMNS",
     "ablation_table",
     "plot_comparison",
     "read_comparison",
@@ -84,12 +85,17 @@ def paired_difference(loss: dict, baseline: str = "standard", other: str = "unti
     return PairedComparison(diff, se, verdict)
 
 
+#: The column headers of :func:`ablation_table`'s rows (the baseline named "standard").
+ABLATION_COLUMNS = ("form", "QK norm", "κ, π maps", "untied", "parameters", "excess over Bayes (mean ± sd)",
+                    "standard − form (± se)", "form lower in", "verdict at 2 se")
+
+
 def ablation_table(result: dict, baseline: str = "standard") -> list[tuple]:
     """Rows of the ablation table, one per form of a :func:`compare_forms` result: form, its traits (QK
     normalisation, own κ/π maps, untied — "yes"/"no", from :data:`~ambridge.attention.model.FORM_TRAITS`), trained
     parameters, final excess over the Bayes loss (mean ± sd over seeds), and against ``baseline``: the paired
     difference baseline − form (mean ± standard error), in how many seeds the form is lower, and the verdict of
-    :func:`paired_difference`.
+    :func:`paired_difference`. Headers: :data:`ABLATION_COLUMNS`.
 
     Used in chapter 6, § Untying, unconfounded."""
     final = final_losses(result)
