@@ -45,7 +45,7 @@ def printed_rmsnorm_weights(queries: torch.Tensor, keys: torch.Tensor, *, scale:
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """½ Σ_j |p_j − q_j| along the last axis: the total-variation distance between two discrete laws (rows of
+    """½ Σ_j abs(p_j − q_j) along the last axis: the total-variation distance between two discrete laws (rows of
     attention weights), in [0, 1]. ``p``, ``q``: (..., S) → (...).
 
     Used in chapter 6, § RMSNorm."""
@@ -59,7 +59,7 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 class PrintedFormError:
     """How far the printed RMSNorm weights are from the true ones, per query length (all arrays (R,)):
     ``query_norm`` ‖q‖; ``tv_mean``, ``tv_max``: mean and largest total variation over the query directions;
-    ``abs_max``: the largest |printed − true| of any single weight.
+    ``abs_max``: the largest abs(printed − true) of any single weight.
 
     Used in chapter 6, § RMSNorm."""
 

@@ -57,7 +57,7 @@ def vmf_log_density(x: torch.Tensor, mean_direction: torch.Tensor, kappa) -> tor
 def vmf_cosine_density(t, kappa: float, dim: int):
     """The density of the cosine t = mᵀx for x ~ vMF(m, κ) on S^{p−1}, t ∈ [−1, 1] (numpy, vectorised in t):
 
-        f(t) = |S^{p−2}| C_p(κ) e^{κt} (1 − t²)^{(p−3)/2},
+        f(t) = area(S^{p−2}) C_p(κ) e^{κt} (1 − t²)^{(p−3)/2},
 
     the vMF density integrated over each slice {x : mᵀx = t} (a sphere S^{p−2} of radius √(1 − t²)). Its integral
     over [−1, 1] is 1 exactly when C_p(κ) is right — the chapter's quadrature check of the normaliser. ``dim`` = p ≥ 2.
