@@ -119,3 +119,14 @@ def test_the_classical_capacity_at_the_two_ends_of_the_load():
     dense = hc.recall_sweep([0.4], n_units=100, n_seeds=2, cue_noise=0.1, n_probes=32, degree=3,
                             generator=torch.Generator().manual_seed(0))
     assert dense.success(0.9).min() == 1.0
+
+
+def test_ten_sweeps_give_the_verdicts_of_a_hundred_near_the_crossing():
+    """Chapter 1 stops retrieval after 10 sweeps. Near the classical crossing (D = 100, loads 0.15–0.21), where states
+    that lose their pattern move slowly, running 100 sweeps instead changes no verdict at overlap 0.9: the same
+    patterns and cues (one call per load, the same generator seed), the first 10 sweeps in the same order."""
+    for load in (0.15, 0.18, 0.21):
+        runs = [hc.recall_sweep([load], n_units=100, n_seeds=3, cue_noise=0.1, n_probes=32, max_sweeps=sweeps,
+                                generator=torch.Generator().manual_seed(4)) for sweeps in (10, 100)]
+        assert np.array_equal(runs[0].success(0.9), runs[1].success(0.9))
+        assert not np.array_equal(runs[0].overlaps[0], runs[1].overlaps[0]) or load == 0.15  # states did move on
