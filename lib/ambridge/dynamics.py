@@ -17,6 +17,7 @@ With a different bandwidth per centre, −‖x‖²/(2σ_n²) no longer cancels:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -37,6 +38,7 @@ __all__ = [
     "FixedPoint",
     "iterate_to_fixed_point",
     "dense_retrieve",
+    "batched_dense_retrieve",
     "norms_are_equal",
 ]
 
@@ -319,27 +321,70 @@ def dense_retrieve(
     state = checks.points("state", state, dim=memories.shape[1])
     if state.ndim != 2:
         raise ValueError(f"`state` must have shape (T, D), got {tuple(state.shape)}")
-    if interaction not in ("polynomial", "exponential"):
-        raise ValueError(f"`interaction` must be 'polynomial' or 'exponential', got {interaction!r}")
+    checks.count("n_sweeps", n_sweeps)
+    final, _ = batched_dense_retrieve(state[None], memories[None], interaction=interaction, degree=degree,
+                                      max_sweeps=n_sweeps, generator=generator)
+    return final[0]
+
+
+def _odd_part(rest: torch.Tensor, degree: int) -> torch.Tensor:
+    """g(r) with (r + c)^n − (r − c)^n = 2c·g(r) for c = ±1: g(r) = Σ_{j odd} C(n, j) r^{n−j} (n = ``degree``)."""
+    out = math.comb(degree, 1) * (rest if degree == 2 else rest ** (degree - 1)) if degree > 1 else torch.ones_like(rest)
+    for j in range(3, degree + 1, 2):
+        out = out + math.comb(degree, j) * rest ** (degree - j)
+    return out
+
+
+def _prefers_up(rest: torch.Tensor, column: torch.Tensor, interaction: str, degree: int) -> torch.Tensor:
+    """E(s_i = −1) − E(s_i = +1) ≥ 0 for every state: rest (B, T, K) overlaps without unit i, column (B, K) of ±1."""
+    if interaction == "exponential":  # Σ_k e^{rest_k}(e^{c_k} − e^{−c_k}), scaled by a positive factor
+        weights = torch.exp(rest - rest.amax(-1, keepdim=True))
+        return torch.einsum("btk,bk->bt", weights, torch.sinh(column)) >= 0
+    return torch.einsum("btk,bk->bt", _odd_part(rest, degree), column) >= 0
+
+
+def batched_dense_retrieve(
+    cues: torch.Tensor,
+    memories: torch.Tensor,
+    *,
+    interaction: Literal["polynomial", "exponential"] = "polynomial",
+    degree: int = 2,
+    max_sweeps: int = 10,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Asynchronous retrieval in B independent binary dense associative memories at once.
+
+    The dynamics of :func:`ambridge.dynamics.dense_retrieve` — E(s) = −Σ_k F(ξ_kᵀ s) with F(z) = z^degree
+    (``"polynomial"``; degree 2 is the classical Hopfield network) or F = exp; each sweep visits the units in one
+    random order, each unit takes the sign of lower energy (ties to +1), so the energy never increases — with a
+    batch dimension, so that the memories of several seeds run in one pass. One permutation per sweep is shared by
+    the batch; it stops after a sweep that changes no unit of any state. For B = 1 and the same generator it gives
+    exactly what ``dense_retrieve`` gives.
+
+    ``cues``: (B, T, D) of ±1; ``memories``: (B, K, D) of ±1  →  (final states (B, T, D), sweeps run).
+    Used in chapter 1, § From Hopfield to dense associative memory.
+    """
+    if cues.ndim != 3 or memories.ndim != 3 or cues.shape[0] != memories.shape[0] or cues.shape[2] != memories.shape[2]:
+        raise checks.ParameterError("cues", cues, f"must be (B, T, D) with memories (B, K, D) of the same B and D, got "
+                                    f"memories {tuple(memories.shape)}", shown=f"shape {tuple(cues.shape)}")
+    checks.check_choice("interaction", interaction, ["polynomial", "exponential"])
     if interaction == "polynomial":
         checks.count("degree", degree, low=1)
-    checks.count("n_sweeps", n_sweeps)
-
-    def prefers_up(rest, column):  # E(s_i = −1) − E(s_i = +1) ≥ 0, per state, without overflow
-        if interaction == "exponential":  # Σ_k e^{rest_k}(e^{c_k} − e^{−c_k}), scaled by a positive factor
-            return torch.exp(rest - rest.amax(-1, keepdim=True)) @ torch.sinh(column) >= 0
-        return ((rest + column) ** degree - (rest - column) ** degree).sum(-1) >= 0
-
-    s = state.clone()
-    z = s @ memories.T  # (T, K) overlaps
-    for _ in range(n_sweeps):
+    checks.count("max_sweeps", max_sweeps)
+    if not bool(((memories == 1) | (memories == -1)).all()):
+        raise checks.ParameterError("memories", memories, "must hold only ±1", shown=f"shape {tuple(memories.shape)}")
+    s = cues.clone()
+    z = torch.einsum("btd,bkd->btk", s, memories)  # overlaps
+    sweeps = 0
+    for sweeps in range(1, max_sweeps + 1):
         before = s.clone()
-        for i in torch.randperm(s.shape[1], generator=generator).tolist():
-            column = memories[:, i]  # (K,)
-            rest = z - s[:, i : i + 1] * column  # overlaps with unit i removed
-            up = prefers_up(rest, column)  # ties go to +1
-            s[:, i] = torch.where(up, 1.0, -1.0)
-            z = rest + s[:, i : i + 1] * column
+        for i in torch.randperm(s.shape[-1], generator=generator).tolist():
+            column = memories[:, :, i]  # (B, K)
+            rest = z - s[:, :, i : i + 1] * column.unsqueeze(1)
+            s[:, :, i] = torch.where(_prefers_up(rest, column, interaction, degree), 1.0, -1.0)
+            z = rest + s[:, :, i : i + 1] * column.unsqueeze(1)
         if torch.equal(s, before):
             break
-    return s
+    return s, sweeps
+
+

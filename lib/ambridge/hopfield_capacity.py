@@ -7,7 +7,7 @@ The experiment, stated once so the chapter and the tests mean the same thing:
    (:func:`ambridge.data.flip_signs`): the cues.
 3. Run asynchronous zero-temperature dynamics of the energy E(s) = −Σ_k F(ξ_kᵀ s) from every cue — a random order of
    units per sweep, each unit takes the sign of lower energy, at most ``max_sweeps`` sweeps, stopping at a fixed point
-   (:func:`batched_dense_retrieve`, the batched form of :func:`ambridge.dynamics.dense_retrieve`).
+   (:func:`ambridge.dynamics.batched_dense_retrieve`).
 4. A pattern is **retrieved** when the final state's overlap m = ξᵀs/D with it is at least ``min_overlap``.
 5. Per seed, the success fraction against α falls from 1 to 0; the **capacity** is where it crosses ``level``
    (½: a typical pattern), interpolated linearly in α between grid points (:func:`crossing_load`).
@@ -26,70 +26,10 @@ import torch
 
 from . import checks
 from .data import binary_patterns, flip_signs
+from .dynamics import batched_dense_retrieve
 
 __all__ = ["batched_dense_retrieve", "RecallSweep", "recall_sweep", "crossing_load", "largest_load_above",
            "mean_and_sem"]
-
-
-def _odd_part(rest: torch.Tensor, degree: int) -> torch.Tensor:
-    """g(r) with (r + c)^n − (r − c)^n = 2c·g(r) for c = ±1: g(r) = Σ_{j odd} C(n, j) r^{n−j} (n = ``degree``)."""
-    out = math.comb(degree, 1) * (rest if degree == 2 else rest ** (degree - 1)) if degree > 1 else torch.ones_like(rest)
-    for j in range(3, degree + 1, 2):
-        out = out + math.comb(degree, j) * rest ** (degree - j)
-    return out
-
-
-def _prefers_up(rest: torch.Tensor, column: torch.Tensor, interaction: str, degree: int) -> torch.Tensor:
-    """E(s_i = −1) − E(s_i = +1) ≥ 0 for every state: rest (B, T, K) overlaps without unit i, column (B, K) of ±1."""
-    if interaction == "exponential":  # Σ_k e^{rest_k}(e^{c_k} − e^{−c_k}), scaled by a positive factor
-        weights = torch.exp(rest - rest.amax(-1, keepdim=True))
-        return torch.einsum("btk,bk->bt", weights, torch.sinh(column)) >= 0
-    return torch.einsum("btk,bk->bt", _odd_part(rest, degree), column) >= 0
-
-
-def batched_dense_retrieve(
-    cues: torch.Tensor,
-    memories: torch.Tensor,
-    *,
-    interaction: Literal["polynomial", "exponential"] = "polynomial",
-    degree: int = 2,
-    max_sweeps: int = 10,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, int]:
-    """Asynchronous retrieval in B independent binary dense associative memories at once.
-
-    The dynamics of :func:`ambridge.dynamics.dense_retrieve` — E(s) = −Σ_k F(ξ_kᵀ s) with F(z) = z^degree
-    (``"polynomial"``; degree 2 is the classical Hopfield network) or F = exp; each sweep visits the units in one
-    random order, each unit takes the sign of lower energy (ties to +1), so the energy never increases — with a
-    batch dimension, so that the memories of several seeds run in one pass. One permutation per sweep is shared by
-    the batch; it stops after a sweep that changes no unit of any state. For B = 1 and the same generator it gives
-    exactly what ``dense_retrieve`` gives.
-
-    ``cues``: (B, T, D) of ±1; ``memories``: (B, K, D) of ±1  →  (final states (B, T, D), sweeps run).
-    Used in chapter 1, § From Hopfield to dense associative memory.
-    """
-    if cues.ndim != 3 or memories.ndim != 3 or cues.shape[0] != memories.shape[0] or cues.shape[2] != memories.shape[2]:
-        raise checks.ParameterError("cues", cues, f"must be (B, T, D) with memories (B, K, D) of the same B and D, got "
-                                    f"memories {tuple(memories.shape)}", shown=f"shape {tuple(cues.shape)}")
-    checks.check_choice("interaction", interaction, ["polynomial", "exponential"])
-    if interaction == "polynomial":
-        checks.count("degree", degree, low=1)
-    checks.count("max_sweeps", max_sweeps)
-    if not bool(((memories == 1) | (memories == -1)).all()):
-        raise checks.ParameterError("memories", memories, "must hold only ±1", shown=f"shape {tuple(memories.shape)}")
-    s = cues.clone()
-    z = torch.einsum("btd,bkd->btk", s, memories)  # overlaps
-    sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
-        before = s.clone()
-        for i in torch.randperm(s.shape[-1], generator=generator).tolist():
-            column = memories[:, :, i]  # (B, K)
-            rest = z - s[:, :, i : i + 1] * column.unsqueeze(1)
-            s[:, :, i] = torch.where(_prefers_up(rest, column, interaction, degree), 1.0, -1.0)
-            z = rest + s[:, :, i : i + 1] * column.unsqueeze(1)
-        if torch.equal(s, before):
-            break
-    return s, sweeps
 
 
 @dataclass(frozen=True)
