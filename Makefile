@@ -25,9 +25,10 @@ help:
 	@echo "make bench                run the benchmarks in benchmarks/"
 	@echo "make mutants              mutation testing of the core and the runner/sweep machinery (slow; not in make test)"
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -88,7 +89,7 @@ mutants: $(STAMP)
 	$(PY) tests/mutation/run_mutants.py
 
 lock: $(STAMP)
-	$(PY) -m pip freeze --all --exclude-editable | grep -v "^pip==" | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	$(PY) -m pip freeze --all --exclude-editable | grep -v "^pip==" | grep -v -x -F -f <(sed -n 's/ *#.*//; /./p' requirements-nodeps.lock) | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
 	@echo "wrote requirements.lock.new; review it and move it over requirements.lock"
 
 clean:
