@@ -1,5 +1,8 @@
 """``python -m ambridge.icl --preset paper --steps 5000 --time-budget 240 --out DIR --name NAME``: train the
 in-context energy transformer of chapter 2 (:func:`main`), with checkpoints, resume and a validated export.
+
+``python -m ambridge.icl experiments --out DIR --work WORK``: the pool-size × seed grid of
+:mod:`ambridge.icl.experiments` (:func:`experiments_main`), resumable, skipping the runs its manifest holds.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ..book.records import run_record
 from ..runtime import hardware_summary, select_device
 from .data import MixtureStream
 from .evaluate import error_vs_context
+from .experiments import QUICK_MODEL, Grid, run_grid
 from .model import ModelConfig
 from .train import TrainConfig, Trainer, TrainingDiverged
 
@@ -42,6 +46,49 @@ def config_from_args(args) -> TrainConfig:
                        pool_size=args.pool_size, lr=args.lr)
 
 
+def experiments_main(argv=None) -> int:
+    """``python -m ambridge.icl experiments --out DIR --work WORK [--steps 600] [--shard 0/2]``: train the grid of
+    :class:`~ambridge.icl.experiments.Grid` (pool sizes × seeds, the chapter's quick model by default) with
+    ``--threads`` torch threads (default 1, to share the machine). Used for chapter 2, § Task diversity."""
+    ap = argparse.ArgumentParser(prog="python -m ambridge.icl experiments",
+                                 description="Train the pool-size x seed grid of chapter 2.")
+    ap.add_argument("--out", required=True, help="artifacts: models, validation logs, records, manifest.jsonl")
+    ap.add_argument("--work", required=True, help="resumable state (not committed)")
+    ap.add_argument("--pool-sizes", type=int, nargs="+", default=[10, 100, 1000, 0], help="0: fresh mixtures")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--validate-every", type=int, default=25)
+    ap.add_argument("--val-sets", type=int, default=16, help="datasets per validation set")
+    ap.add_argument("--val-chains", type=int, default=32)
+    ap.add_argument("--smooth-window", type=int, default=5, help="validations in the export rule's trailing mean")
+    ap.add_argument("--d-model", type=int, default=QUICK_MODEL.d_model)
+    ap.add_argument("--n-heads", type=int, default=QUICK_MODEL.n_heads)
+    ap.add_argument("--n-layers", type=int, default=QUICK_MODEL.n_layers)
+    ap.add_argument("--dim-feedforward", type=int, default=QUICK_MODEL.dim_feedforward)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--langevin-steps", type=int, default=7)
+    ap.add_argument("--shard", default="0/1", help="i/n: train the runs whose index % n == i")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = ModelConfig(d_model=args.d_model, n_heads=args.n_heads, n_layers=args.n_layers,
+                        dim_feedforward=args.dim_feedforward)
+    base = TrainConfig(model=model, batch_size=args.batch_size, langevin_steps=args.langevin_steps)
+    grid = Grid(base=base, pool_sizes=tuple(args.pool_sizes), seeds=tuple(args.seeds), n_steps=args.steps,
+                validate_every=args.validate_every, n_val_sets=args.val_sets, n_val_chains=args.val_chains,
+                smooth_window=args.smooth_window)
+    i, n = (int(v) for v in args.shard.split("/"))
+    command = "python -m ambridge.icl experiments " + " ".join(sys.argv[2:] if argv is None else argv)
+
+    def make_record(parameters, **kw):
+        return run_record(parameters, command=command, **kw)
+
+    run_grid(grid, args.out, args.work, device=select_device(args.device), shard=(i, n), make_record=make_record,
+             log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+    return 0
+
+
 def main(argv=None) -> int:
     """``python -m ambridge.icl --preset paper --steps 5000 --time-budget 240 --out DIR --name NAME``.
 
@@ -50,7 +97,11 @@ def main(argv=None) -> int:
     error so far), ``DIR/NAME-log.csv``, ``DIR/NAME-record.json``; the full resumable state goes to ``--state`` (default ``DIR/NAME-state.pt``).
     ``--resume`` continues from ``--state``.
     """
-    ap = argparse.ArgumentParser(description="Train the in-context energy transformer (chapter 2).")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["experiments"]:
+        return experiments_main(argv[1:])
+    ap = argparse.ArgumentParser(description="Train the in-context energy transformer (chapter 2).",
+                                 epilog="python -m ambridge.icl experiments --help: the pool-size x seed grid")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
     ap.add_argument("--d-model", dest="d_model", type=int)
     ap.add_argument("--n-heads", dest="n_heads", type=int)

@@ -1,0 +1,317 @@
+"""The training grid of chapter 2: task diversity (pool size) × seed, with validation histories and an export rule.
+
+The public code trains on ``n_unique_datasets`` mixtures (default 10): it draws that many mixtures from the prior
+once, and every training sequence picks one of them uniformly at random (``src/data.py`` at 6acded1). A model
+trained on a small pool can lower its error by memorising the pool's means instead of reading its context; one
+trained on fresh mixtures (pool 0) can only read its context. The grid trains a CPU-scale model for every pool size
+and seed (:class:`Grid`), and validates it every ``validate_every`` steps on three sets of datasets:
+
+- ``select``: fresh mixtures, used only to choose the exported weights (the export rule);
+- ``heldout``: other fresh mixtures, never used for a choice: the in-context axis;
+- ``pool``: new points from mixtures of the run's own training pool: the memorisation axis (none for pool 0).
+
+Each validation is the nearest-mean error of :func:`ambridge.icl.evaluate.error_vs_context` at one context size,
+with fixed chain starts and noise (the same for every step, so the history moves with the weights only).
+
+**Export rule** (:func:`choose_export`): the weights at the minimum of the ``select`` error averaged over a trailing
+window of ``smooth_window`` validations. Picking the best of a handful of noisy single validations (the rule this
+replaces) selects noise; a trailing mean needs a run of good validations, and the step exported is the last of that
+run. Because ``select`` is a separate set, the ``heldout`` error reported at the exported step carries no selection
+bias. A run that diverges keeps its validation history up to the last good checkpoint, and the rule is applied to it.
+
+Every run resumes: the :class:`~ambridge.icl.train.Trainer` state, the weights at each validation and the validation
+rows live in a work folder named by a hash of the run's settings; finished runs are rows of a
+:class:`~ambridge.store.RecordStore` manifest (``manifest.jsonl``) and are skipped. :func:`read_manifest`,
+:func:`load_run` and :func:`read_validation` are what chapter 2 reads. Used in chapter 2, § Task diversity.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import checks
+from ..store import RecordStore
+from .data import MixtureStream, sample_mixture_batch
+from .evaluate import error_vs_context
+from .model import EnergyTransformer, ModelConfig
+from .train import TrainConfig, Trainer, TrainingDiverged, load_model
+
+__all__ = ["QUICK_MODEL", "Grid", "run_id", "run_key", "validation_sets", "choose_export", "smoothed",
+           "train_run", "run_grid", "read_manifest", "load_run", "read_validation", "VALIDATION_FIELDS",
+           "MANIFEST_FIELDS"]
+
+#: The chapter's quick model: 2 layers, d_model 32, 4 heads, feed-forward 128 (25 537 parameters).
+QUICK_MODEL = ModelConfig(d_model=32, n_heads=4, n_layers=2, dim_feedforward=128)
+VALIDATION_FIELDS = ("step", "select_error", "heldout_error", "pool_error", "loss", "e_pos", "e_neg",
+                     "max_abs_energy", "wall_s")
+MANIFEST_FIELDS = ("key", "run_id", "pool_size", "seed", "model", "validation", "record", "export_step",
+                   "export_rule", "final_step", "status")
+SETS = ("select", "heldout", "pool")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The grid: every ``pool_sizes`` × ``seeds`` run of ``base`` (its ``pool_size``, ``seed`` and ``n_steps`` are
+    replaced), validated every ``validate_every`` steps on ``n_val_sets`` datasets per set, ``n_val_chains`` chains
+    each, with the first ``val_n`` points in context; exported by :func:`choose_export` over ``smooth_window``."""
+
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(model=QUICK_MODEL))
+    pool_sizes: tuple = (10, 100, 1000, 0)  # 0: a fresh mixture for every sequence
+    seeds: tuple = (0, 1, 2)
+    n_steps: int = 600
+    validate_every: int = 25
+    n_val_sets: int = 16
+    n_val_chains: int = 32
+    val_n: int = 30
+    smooth_window: int = 5
+
+    def __post_init__(self):
+        for name in ("n_steps", "validate_every", "n_val_sets", "n_val_chains", "val_n", "smooth_window"):
+            checks.count(name, getattr(self, name), low=1)
+        for p in self.pool_sizes:
+            checks.count("pool_sizes", p)
+        for s in self.seeds:
+            checks.count("seeds", s)
+        if self.val_n > self.base.task.context_len:
+            raise checks.ParameterError("val_n", self.val_n, f"at most the context length {self.base.task.context_len}")
+
+    def configs(self) -> list[TrainConfig]:
+        """The runs in the order they are trained: seed-major, so a grid cut short has whole seeds."""
+        return [self.base.with_(pool_size=p, seed=s, n_steps=self.n_steps, checkpoint_every=self.validate_every)
+                for s in self.seeds for p in self.pool_sizes]
+
+    def validation_spec(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("base", "pool_sizes", "seeds", "n_steps")}
+
+
+def run_id(config: TrainConfig) -> str:
+    """``pool10-seed0``, ``fresh-seed2``: the run's name in file names and the manifest."""
+    pool = f"pool{config.pool_size}" if config.pool_size else "fresh"
+    return f"{pool}-seed{config.seed}"
+
+
+def run_key(config: TrainConfig, grid: Grid) -> str:
+    """The identity of a run: every setting that changes its result (training and validation), as sorted JSON."""
+    return json.dumps({"train": config.to_dict(), "validation": grid.validation_spec()}, sort_keys=True)
+
+
+def validation_sets(config: TrainConfig, pool: torch.Tensor | None, n_sets: int) -> dict[str, dict | None]:
+    """The three sets of datasets ``{"select", "heldout", "pool"}`` → {"points" (B, N, D), "means" (B, K, D)}.
+
+    ``select`` and ``heldout`` are fresh mixtures from fixed seeds (the same for every run of a grid); ``pool`` holds
+    new points from the first ``n_sets`` mixtures of the run's pool (all of them when the pool is smaller), None for
+    pool 0."""
+    task = config.task
+    out: dict[str, dict | None] = {}
+    for name, seed in (("select", 20_000), ("heldout", 30_000)):
+        points, means = MixtureStream(task, seed=seed).batch(n_sets)
+        out[name] = {"points": points, "means": means}
+    if pool is None:
+        out["pool"] = None
+    else:
+        means = pool[:n_sets]
+        points, _ = sample_mixture_batch(means, task.component_std, task.context_len,
+                                         generator=torch.Generator().manual_seed(40_000))
+        out["pool"] = {"points": points, "means": means}
+    return out
+
+
+def smoothed(errors, window: int) -> np.ndarray:
+    """Trailing mean of ``errors`` over ``window`` validations (NaN counts as +inf); entries before a full window
+    are +inf unless the history is shorter than the window, when the whole history is one window ending at the
+    last entry."""
+    e = np.asarray(errors, dtype=float)
+    e = np.where(np.isnan(e), np.inf, e)
+    out = np.full(len(e), np.inf)
+    if len(e) < window:
+        if len(e):
+            out[-1] = e.mean()
+        return out
+    csum = np.concatenate([[0.0], np.cumsum(e)])
+    out[window - 1:] = (csum[window:] - csum[:-window]) / window
+    out[~np.isfinite(out)] = np.inf
+    return out
+
+
+def choose_export(steps, errors, window: int) -> int:
+    """The export rule: the step at the minimum of :func:`smoothed` ``errors`` (the ``select`` set's history); the
+    earliest such step on ties; the last step when every window holds a non-finite error."""
+    if not len(steps):
+        raise ValueError("no validation history to choose an export from")
+    s = smoothed(errors, window)
+    if not np.isfinite(s).any():
+        return int(steps[-1])
+    return int(steps[int(np.argmin(s))])
+
+
+def _validate(trainer: Trainer, sets: dict, grid: Grid) -> dict:
+    c = trainer.config
+    out = {}
+    for name in SETS:
+        s = sets[name]
+        if s is None:
+            out[f"{name}_error"] = float("nan")
+            continue
+        dev = trainer.device
+        err = error_vs_context(trainer.model, s["points"].to(dev), s["means"].to(dev), [grid.val_n],
+                               n_chains=grid.n_val_chains, box=c.task.box, n_steps=c.langevin_steps,
+                               step_size=c.step_size, noise_std=c.noise_std,
+                               generator=torch.Generator().manual_seed(50_000))["error"][0]
+        out[f"{name}_error"] = round(float(err), 5)
+    return out
+
+
+def _interval_means(log: list[dict], after: int, upto: int) -> dict:
+    rows = [r for r in log if after < r["step"] <= upto]
+    if not rows:
+        return {k: float("nan") for k in ("loss", "e_pos", "e_neg", "max_abs_energy")}
+    out = {k: round(float(np.mean([r[k] for r in rows])), 5) for k in ("loss", "e_pos", "e_neg")}
+    out["max_abs_energy"] = round(float(max(r["max_abs_energy"] for r in rows)), 4)
+    return out
+
+
+def _save_weights(model: EnergyTransformer, config: TrainConfig, step: int, path: Path, record: dict | None = None):
+    """Weights only, in the format of :meth:`Trainer.export_model` (so :func:`~ambridge.icl.train.load_model`
+    reads it); written atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save({"kind": "icl-energy-model", "config": config.to_dict(), "model": weights, "step": step,
+                "record": record or {}}, tmp)
+    os.replace(tmp, path)
+
+
+def _write_validation_csv(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(VALIDATION_FIELDS)
+        for r in rows:
+            writer.writerow([r[k] for k in VALIDATION_FIELDS])
+    os.replace(tmp, path)
+
+
+def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str | os.PathLike, *,
+              device: str | torch.device = "cpu", make_record=None, log=print) -> dict:
+    """Train (or resume) one run of the grid and write its artifacts to ``out``; returns its manifest row.
+
+    ``work``: the folder for the resumable state (a subfolder per run, named by the run id and a hash of
+    :func:`run_key`). ``make_record(parameters, wall_time_s=..., device=..., **results)`` builds the run record
+    (the command line passes :func:`ambridge.book.records.run_record`); None writes the parameters and results only.
+    """
+    out, rid, key = Path(out), run_id(config), run_key(config, grid)
+    folder = Path(work) / f"{rid}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    state = folder / "state.pt"
+    trainer = Trainer.resume(state, device) if state.is_file() else Trainer(config, device, checkpoint_path=state)
+    history = RecordStore(folder / "validation.jsonl")
+    sets = validation_sets(config, trainer.stream.pool, grid.n_val_sets)
+    began = time.perf_counter()
+
+    def on_checkpoint(tr: Trainer) -> None:
+        if f"step={tr.step}" in history:  # re-reached after a resume (training is deterministic on the CPU)
+            return
+        _save_weights(tr.model, tr.config, tr.step, folder / f"weights-{tr.step}.pt")
+        previous = max((r["step"] for r in history if r["step"] < tr.step), default=0)
+        row = {"key": f"step={tr.step}", "step": tr.step, **_validate(tr, sets, grid),
+               **_interval_means(tr.log, previous, tr.step), "wall_s": round(tr.wall_s, 2)}
+        history.append(row)
+        log(f"{rid} step {tr.step}: select {row['select_error']:.3f} heldout {row['heldout_error']:.3f} "
+            f"pool {row['pool_error']:.3f} loss {row['loss']:.4f} max|E| {row['max_abs_energy']:.1f} "
+            f"({tr.wall_s:.0f} s)")
+
+    if f"step={trainer.step}" not in history:
+        on_checkpoint(trainer)  # step 0 (the untrained model), or killed between a checkpoint and its validation
+    status, diverged_at = "finished", None
+    try:
+        trainer.train(progress=False, on_checkpoint=on_checkpoint)
+    except TrainingDiverged as err:
+        status, diverged_at = f"diverged at step {err.step + 1}: {err.reason}", err.step + 1
+        log(f"{rid}: {status}")
+    rows = sorted(history, key=lambda r: r["step"])  # never empty: step 0 is validated
+    steps = [r["step"] for r in rows]
+    export_step = choose_export(steps, [r["select_error"] for r in rows], grid.smooth_window)
+    at = rows[steps.index(export_step)]
+    rule = (f"minimum of the select-set error ({grid.n_val_sets} fresh mixtures, separate from the held-out set) "
+            f"averaged over a trailing window of {grid.smooth_window} validations "
+            f"({grid.smooth_window * grid.validate_every} steps)")
+    results = dict(status=status, diverged_at=diverged_at, final_step=steps[-1], export_step=export_step,
+                   export_rule=rule, heldout_error_at_export=at["heldout_error"],
+                   pool_error_at_export=at["pool_error"], validation=grid.validation_spec(),
+                   n_parameters=sum(p.numel() for p in trainer.model.parameters()),
+                   wall_time_note="shared machine, under load (2 cores shared by several agents); training only",
+                   driver_wall_s_this_session=round(time.perf_counter() - began, 1))
+    parameters = config.to_dict()
+    record = (make_record(parameters, wall_time_s=trainer.wall_s, device=trainer.device, **results)
+              if make_record else {"parameters": parameters, "wall_time_s": round(trainer.wall_s, 3), **results})
+    weights = torch.load(folder / f"weights-{export_step}.pt", map_location="cpu", weights_only=False)
+    model = EnergyTransformer(config.model)
+    model.load_state_dict(weights["model"])
+    paths = {"model": f"{rid}.pt", "validation": f"{rid}-validation.csv", "record": f"{rid}-record.json"}
+    _save_weights(model, config, export_step, out / paths["model"], record)
+    _write_validation_csv(rows, out / paths["validation"])
+    (out / paths["record"]).write_text(json.dumps(record, indent=1) + "\n")
+    return {"key": key, "run_id": rid, "pool_size": config.pool_size, "seed": config.seed, **paths,
+            "export_step": export_step, "export_rule": rule, "final_step": steps[-1], "status": status,
+            "diverged_at": diverged_at, "heldout_error_at_export": at["heldout_error"],
+            "pool_error_at_export": at["pool_error"], "wall_time_s": round(trainer.wall_s, 1)}
+
+
+def run_grid(grid: Grid, out: str | os.PathLike, work: str | os.PathLike, *, device: str | torch.device = "cpu",
+             shard: tuple[int, int] = (0, 1), make_record=None, log=print) -> list[dict]:
+    """Train every run of ``grid`` not yet in ``out/manifest.jsonl`` (those of shard i of n: run index % n == i),
+    appending each finished run's row; returns the rows written now. Two shards may share one manifest."""
+    i, n = shard
+    if not 0 <= i < n:
+        raise checks.ParameterError("shard", shard, "(i, n) with 0 <= i < n")
+    manifest = RecordStore(Path(out) / "manifest.jsonl")
+    written = []
+    for index, config in enumerate(grid.configs()):
+        key = run_key(config, grid)
+        if index % n != i:
+            continue
+        if key in manifest:
+            log(f"{run_id(config)}: finished already, skipped")
+            continue
+        written.append(manifest.append(train_run(config, grid, out, work, device=device, make_record=make_record,
+                                                 log=log)))
+    return written
+
+
+def read_manifest(folder: str | os.PathLike) -> list[dict]:
+    """The finished runs of ``folder/manifest.jsonl``, sorted by pool size (fresh last) and seed. A line that is not
+    a JSON record raises :class:`~ambridge.store.CorruptStore` naming the file and line; a record missing a field
+    raises ValueError naming the run and the field. Used in chapter 2, § Task diversity."""
+    path = Path(folder) / "manifest.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest at {path}: run `python -m ambridge.icl experiments --out {folder}`")
+    rows = list(RecordStore(path))
+    for row in rows:
+        missing = [k for k in MANIFEST_FIELDS if k not in row]
+        if missing:
+            raise ValueError(f"{path}: the record of run {row.get('run_id', row['key'][:40])!r} lacks {missing}")
+    return sorted(rows, key=lambda r: (r["pool_size"] == 0, r["pool_size"], r["seed"]))
+
+
+def load_run(row: dict, folder: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The exported model of a manifest row → (model in eval mode with θ frozen, its checkpoint dict)."""
+    model, state = load_model(Path(folder) / row["model"], device)
+    model.requires_grad_(False)
+    return model, state
+
+
+def read_validation(row: dict, folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The validation history of a manifest row: one array per column of :data:`VALIDATION_FIELDS`."""
+    with (Path(folder) / row["validation"]).open() as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([math.nan if r[k] in ("", "nan") else float(r[k]) for r in rows]) for k in VALIDATION_FIELDS}
