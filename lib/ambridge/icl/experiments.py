@@ -100,9 +100,14 @@ def run_id(config: TrainConfig) -> str:
     return f"{pool}-seed{config.seed}"
 
 
-def run_key(config: TrainConfig, grid: Grid) -> str:
-    """The identity of a run: every setting that changes its result (training and validation), as sorted JSON."""
-    return json.dumps({"train": config.to_dict(), "validation": grid.validation_spec()}, sort_keys=True)
+def run_key(config: TrainConfig, grid: Grid, *, with_steps: bool = True) -> str:
+    """The identity of a run: every setting that changes its result (training and validation), as sorted JSON.
+    ``with_steps=False`` leaves out ``n_steps``: the identity of the trajectory, which a longer run extends (its
+    work folder is named by it, so raising ``n_steps`` resumes the shorter run instead of starting again)."""
+    train = config.to_dict()
+    if not with_steps:
+        del train["n_steps"], train["checkpoint_every"]
+    return json.dumps({"train": train, "validation": grid.validation_spec()}, sort_keys=True)
 
 
 def validation_sets(config: TrainConfig, pool: torch.Tensor | None, n_sets: int) -> dict[str, dict | None]:
@@ -137,9 +142,11 @@ def smoothed(errors, window: int) -> np.ndarray:
         if len(e):
             out[-1] = e.mean()
         return out
-    csum = np.concatenate([[0.0], np.cumsum(e)])
-    out[window - 1:] = (csum[window:] - csum[:-window]) / window
-    out[~np.isfinite(out)] = np.inf
+    finite = np.isfinite(e)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(finite, e, 0.0))])
+    bad = np.concatenate([[0], np.cumsum(~finite)])
+    means = (csum[window:] - csum[:-window]) / window
+    out[window - 1:] = np.where(bad[window:] - bad[:-window] > 0, np.inf, means)
     return out
 
 
@@ -209,11 +216,16 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
     (the command line passes :func:`ambridge.book.records.run_record`); None writes the parameters and results only.
     """
     out, rid, key = Path(out), run_id(config), run_key(config, grid)
-    folder = Path(work) / f"{rid}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    trajectory = run_key(config, grid, with_steps=False)
+    folder = Path(work) / f"{rid}-{hashlib.sha1(trajectory.encode()).hexdigest()[:10]}"
     folder.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     state = folder / "state.pt"
-    trainer = Trainer.resume(state, device) if state.is_file() else Trainer(config, device, checkpoint_path=state)
+    if state.is_file():  # resume, possibly to a later n_steps (the trajectory does not depend on it)
+        trainer = Trainer.resume(state, device)
+        trainer.config = trainer.config.with_(n_steps=config.n_steps)
+    else:
+        trainer = Trainer(config, device, checkpoint_path=state)
     history = RecordStore(folder / "validation.jsonl")
     sets = validation_sets(config, trainer.stream.pool, grid.n_val_sets)
     began = time.perf_counter()
@@ -238,7 +250,7 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
     except TrainingDiverged as err:
         status, diverged_at = f"diverged at step {err.step + 1}: {err.reason}", err.step + 1
         log(f"{rid}: {status}")
-    rows = sorted(history, key=lambda r: r["step"])  # never empty: step 0 is validated
+    rows = sorted((r for r in history if r["step"] <= config.n_steps), key=lambda r: r["step"])  # never empty
     steps = [r["step"] for r in rows]
     export_step = choose_export(steps, [r["select_error"] for r in rows], grid.smooth_window)
     at = rows[steps.index(export_step)]
@@ -289,18 +301,21 @@ def run_grid(grid: Grid, out: str | os.PathLike, work: str | os.PathLike, *, dev
 
 
 def read_manifest(folder: str | os.PathLike) -> list[dict]:
-    """The finished runs of ``folder/manifest.jsonl``, sorted by pool size (fresh last) and seed. A line that is not
-    a JSON record raises :class:`~ambridge.store.CorruptStore` naming the file and line; a record missing a field
-    raises ValueError naming the run and the field. Used in chapter 2, § Task diversity."""
+    """The finished runs of ``folder/manifest.jsonl``, one row per run id (the newest: a run extended to more steps
+    rewrites its files and appends a row), sorted by pool size (fresh last) and seed. A line that is not a JSON
+    record raises :class:`~ambridge.store.CorruptStore` naming the file and line; a record missing a field raises
+    ValueError naming the run and the field. Used in chapter 2, § Task diversity."""
     path = Path(folder) / "manifest.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no manifest at {path}: run `python -m ambridge.icl experiments --out {folder}`")
-    rows = list(RecordStore(path))
-    for row in rows:
+    newest = {}
+    for row in RecordStore(path):
         missing = [k for k in MANIFEST_FIELDS if k not in row]
         if missing:
             raise ValueError(f"{path}: the record of run {row.get('run_id', row['key'][:40])!r} lacks {missing}")
-    return sorted(rows, key=lambda r: (r["pool_size"] == 0, r["pool_size"], r["seed"]))
+        newest.pop(row["run_id"], None)
+        newest[row["run_id"]] = row
+    return sorted(newest.values(), key=lambda r: (r["pool_size"] == 0, r["pool_size"], r["seed"]))
 
 
 def load_run(row: dict, folder: str | os.PathLike, device: str | torch.device = "cpu"):

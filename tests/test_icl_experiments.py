@@ -1,0 +1,160 @@
+"""The training grid of chapter 2 (ambridge.icl.experiments): the pool sampler, resume and skipping, the manifest
+reader, the export rule, divergence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ambridge.icl import MixtureStream, MixtureTask, ModelConfig, TrainConfig
+from ambridge.icl.experiments import (Grid, choose_export, load_run, read_manifest, read_validation, run_grid,
+                                      run_id, smoothed, train_run, validation_sets)
+from ambridge.store import CorruptStore
+
+TINY = TrainConfig(model=ModelConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16), batch_size=2,
+                   langevin_steps=2)
+GRID = Grid(base=TINY, pool_sizes=(3, 0), seeds=(0,), n_steps=4, validate_every=2, n_val_sets=2, n_val_chains=4,
+            smooth_window=2)
+
+
+def _quiet(_line):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------------ the pool
+def test_pool_stream_draws_only_its_pool_mixtures():
+    stream = MixtureStream(MixtureTask(), seed=3, pool_size=10)
+    means = torch.cat([stream.batch(16)[1] for _ in range(40)])  # 640 sequences
+    distinct = torch.unique(means.reshape(len(means), -1), dim=0)
+    assert len(distinct) == 10  # every pool mixture is drawn, and no other
+    pool = stream.pool.reshape(10, -1)
+    assert all(bool((pool == row).all(1).any()) for row in distinct)
+    fresh_stream = MixtureStream(MixtureTask(), seed=3)
+    fresh = torch.cat([fresh_stream.batch(16)[1] for _ in range(2)])
+    assert len(torch.unique(fresh.reshape(len(fresh), -1), dim=0)) == 32  # pool 0: a new mixture each time
+
+
+def test_validation_sets_pool_comes_from_the_pool_and_held_out_does_not():
+    stream = MixtureStream(TINY.task, seed=1, pool_size=5)
+    sets = validation_sets(TINY, stream.pool, 8)
+    assert torch.equal(sets["pool"]["means"], stream.pool)  # a pool smaller than n_sets: all of it
+    nearest = torch.cdist(sets["pool"]["points"], sets["pool"]["means"]).min(-1).values
+    assert nearest.max() < 6 * TINY.task.component_std
+    for name in ("select", "heldout"):
+        m = sets[name]["means"].reshape(8, -1)
+        assert not any(bool((stream.pool.reshape(5, -1) == row).all(1).any()) for row in m)
+    assert not torch.equal(sets["select"]["means"], sets["heldout"]["means"])
+    assert validation_sets(TINY, None, 8)["pool"] is None
+
+
+# ------------------------------------------------------------------------------------------------ export rule
+def test_smoothed_is_a_trailing_rolling_mean():
+    rng = np.random.default_rng(0)
+    e = rng.uniform(0.5, 3, size=17)
+    expected = pd.Series(e).rolling(4).mean().to_numpy()
+    got = smoothed(e, 4)
+    assert np.all(np.isinf(got[:3]))
+    np.testing.assert_allclose(got[3:], expected[3:], rtol=1e-12)
+
+
+def test_export_rule_prefers_a_good_run_to_a_single_lucky_validation():
+    steps = [0, 25, 50, 75, 100, 125]
+    errors = [5.0, 1.0, 5.0, 2.0, 2.0, 2.0]  # the single best validation is step 25
+    assert choose_export(steps, errors, 1) == 25  # window 1 is "best single validation"
+    assert choose_export(steps, errors, 3) == 125  # means over 3: 11/3, 8/3, 3, 2
+    assert choose_export(steps, [5.0, np.nan, 1.0, 1.0, 1.0, 3.0], 2) == 75  # NaN is never chosen; ties: earliest
+    assert choose_export(steps[:2], [4.0, 3.0], 5) == 25  # shorter than a window: the last step
+    with pytest.raises(ValueError):
+        choose_export([], [], 3)
+
+
+# ------------------------------------------------------------------------------------------------ the driver
+def test_grid_runs_then_skips_finished_runs(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    first = run_grid(GRID, out, work, log=_quiet)
+    assert [r["run_id"] for r in first] == ["pool3-seed0", "fresh-seed0"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    lines = []
+    assert run_grid(GRID, out, work, log=lines.append) == []  # nothing retrained
+    assert lines == ["pool3-seed0: finished already, skipped", "fresh-seed0: finished already, skipped"]
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    rows = read_manifest(out)
+    assert [r["run_id"] for r in rows] == ["pool3-seed0", "fresh-seed0"]
+    row = rows[0]
+    hist = read_validation(row, out)
+    assert list(hist["step"]) == [0, 2, 4] and np.isnan(hist["loss"][0]) and np.isfinite(hist["pool_error"]).all()
+    assert np.isnan(read_validation(rows[-1], out)["pool_error"]).all()  # fresh: no pool
+    assert row["export_step"] == choose_export(hist["step"], hist["select_error"], GRID.smooth_window)
+    model, state = load_run(row, out)
+    saved = torch.load(next(work.glob("pool3-seed0-*")) / f"weights-{row['export_step']}.pt", weights_only=False)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved["model"].items())
+    assert state["step"] == row["export_step"] and not any(p.requires_grad for p in model.parameters())
+    record = json.loads((out / row["record"]).read_text())
+    assert record["export_step"] == row["export_step"] and "shared machine" in record["wall_time_note"]
+
+
+def test_a_longer_grid_extends_the_runs_and_the_reader_takes_the_newest_row(tmp_path):
+    out = tmp_path / "out"
+    short = Grid(**{**GRID.__dict__, "pool_sizes": (3,)})
+    run_grid(short, out, tmp_path / "w", log=_quiet)
+    lines = []
+    longer = Grid(**{**short.__dict__, "n_steps": 6})
+    assert len(run_grid(longer, out, tmp_path / "w", log=lines.append)) == 1
+    assert [line.split(": ")[0] for line in lines] == ["pool3-seed0 step 6"]  # resumed at 4: one new validation
+    (row,) = read_manifest(out)
+    assert row["final_step"] == 6 and list(read_validation(row, out)["step"]) == [0, 2, 4, 6]
+    straight = run_grid(longer, tmp_path / "straight", tmp_path / "w2", log=_quiet)[0]
+    a, b = (pd.read_csv(d / "pool3-seed0-validation.csv") for d in (out, tmp_path / "straight"))
+    pd.testing.assert_frame_equal(a.drop(columns="wall_s"), b.drop(columns="wall_s"))
+    assert straight["export_step"] == row["export_step"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_history(tmp_path):
+    config = GRID.configs()[0]
+    train_run(config, GRID, tmp_path / "a", tmp_path / "wa", log=_quiet)
+
+    def stop_after_step_2(line):
+        if "step 2:" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, GRID, tmp_path / "b", tmp_path / "wb", log=stop_after_step_2)
+    assert not (tmp_path / "b" / f"{run_id(config)}.pt").exists()
+    train_run(config, GRID, tmp_path / "b", tmp_path / "wb", log=_quiet)
+    a, b = (pd.read_csv(tmp_path / d / f"{run_id(config)}-validation.csv") for d in ("a", "b"))
+    pd.testing.assert_frame_equal(a.drop(columns="wall_s"), b.drop(columns="wall_s"))
+
+
+def test_divergence_is_recorded_and_the_export_is_pre_divergence(tmp_path):
+    grid = Grid(**{**GRID.__dict__, "base": TINY.with_(energy_limit=1e-9), "pool_sizes": (0,)})
+    (row,) = run_grid(grid, tmp_path, tmp_path / "work", log=_quiet)
+    assert row["diverged_at"] == 1 and row["status"].startswith("diverged at step 1")
+    assert row["export_step"] == 0 and row["final_step"] == 0
+
+
+# ------------------------------------------------------------------------------------------------ the manifest
+def test_corrupt_manifest_line_raises(tmp_path):
+    run_grid(Grid(**{**GRID.__dict__, "pool_sizes": (0,), "n_steps": 2}), tmp_path, tmp_path / "w", log=_quiet)
+    path = tmp_path / "manifest.jsonl"
+    good = path.read_text()
+    path.write_text("this is not json\n" + good)
+    with pytest.raises(CorruptStore, match=r"manifest\.jsonl, line 1"):
+        read_manifest(tmp_path)
+    row = json.loads(good)
+    del row["export_step"]
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match="fresh-seed0.*export_step"):
+        read_manifest(tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m ambridge.icl experiments"):
+        read_manifest(tmp_path / "nowhere")
+
+
+def test_grid_checks_its_parameters():
+    with pytest.raises(ValueError, match="val_n"):
+        Grid(base=TINY, val_n=36)
+    with pytest.raises(ValueError, match="shard"):
+        run_grid(GRID, "unused", "unused", shard=(2, 2))
