@@ -9,8 +9,10 @@ CHAPTER ?=
 ARGS ?=
 GRID ?=
 PORT ?= 8000
+SUBMISSIONS ?=
+LAB_ARGS ?=
 
-.PHONY: help venv book book-strict serve test test-site browser check-platforms execute run sweep bench mutants lock clean
+.PHONY: help venv book book-strict serve test test-site browser check-platforms execute run sweep bench mutants lock clean assignments grade lab
 
 help:
 	@echo "make book                 build the HTML site from the committed executed notebooks"
@@ -22,6 +24,9 @@ help:
 	@echo "make run CHAPTER=01 ARGS='-p beta 8'   rerun a chapter with new parameters into runs/"
 	@echo "make execute [CHAPTER=01] re-execute chapters in place after editing their .md source"
 	@echo "make sweep CHAPTER=01 GRID=chapters/sweeps/01_energy_is_nll.yaml   run a chapter over a parameter grid (Dask)"
+	@echo "make lab                  JupyterLab on the chapters (each .md paired with its .ipynb by jupytext)"
+	@echo "make assignments          the problem sets as otter-grader assignments: student and autograder versions"
+	@echo "make grade SUBMISSIONS=dir   grade a folder of submitted assignment notebooks into a table (no Docker)"
 	@echo "make bench                run the benchmarks in benchmarks/"
 	@echo "make mutants              mutation testing of the core and the runner/sweep machinery (slow; not in make test)"
 
@@ -75,6 +80,21 @@ execute: $(STAMP)
 run: $(STAMP)
 	@test -n "$(CHAPTER)" || { echo "usage: make run CHAPTER=01 ARGS='-p name value'"; exit 2; }
 	$(PY) -m ambridge.run $(CHAPTER) $(ARGS)
+
+# JupyterLab (pinned in requirements.lock) on the chapters. jupytext's server and lab extensions come with jupytext:
+# opening or saving a chapter's .md or .ipynb updates its twin (jupytext.toml). The extension manager is read-only
+# (it would query the package index); as root, Jupyter needs --allow-root. LAB_ARGS adds options (port, token, ...).
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=chapters --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# The problem sets as otter-grader assignments (assignments/*.md; book/course/assignments.md): the student and
+# autograder versions under _build/assignments/, and grading of a folder of submissions without Docker.
+assignments: $(STAMP)
+	$(PY) -m ambridge.book.assignments release
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder-of-notebooks (after make assignments)"; exit 2; }
+	$(PY) -m ambridge.book.assignments grade $(SUBMISSIONS)
 
 sweep: $(STAMP)
 	@test -n "$(CHAPTER)" -a -n "$(GRID)" || { echo "usage: make sweep CHAPTER=01 GRID=chapters/sweeps/01_energy_is_nll.yaml [ARGS='--workers 4']"; exit 2; }
