@@ -18,7 +18,7 @@ from ambridge.store import CorruptStore
 TINY = TrainConfig(model=ModelConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16), batch_size=2,
                    langevin_steps=2)
 GRID = Grid(base=TINY, pool_sizes=(3, 0), seeds=(0,), n_steps=4, validate_every=2, n_val_sets=2, n_val_chains=4,
-            smooth_window=2)
+            smooth_window=3)
 
 
 def _quiet(_line):
@@ -52,22 +52,28 @@ def test_validation_sets_pool_comes_from_the_pool_and_held_out_does_not():
 
 
 # ------------------------------------------------------------------------------------------------ export rule
-def test_smoothed_is_a_trailing_rolling_mean():
+def test_smoothed_is_a_centred_rolling_mean():
     rng = np.random.default_rng(0)
     e = rng.uniform(0.5, 3, size=17)
-    expected = pd.Series(e).rolling(4).mean().to_numpy()
-    got = smoothed(e, 4)
-    assert np.all(np.isinf(got[:3]))
-    np.testing.assert_allclose(got[3:], expected[3:], rtol=1e-12)
+    for window in (1, 3, 5):
+        expected = pd.Series(e).rolling(window, center=True, min_periods=1).mean().to_numpy()
+        np.testing.assert_allclose(smoothed(e, window), expected, rtol=1e-12)
+    e[6] = np.nan
+    got = smoothed(e, 5)
+    assert np.all(np.isinf(got[4:9])) and np.isfinite(got[:4]).all() and np.isfinite(got[9:]).all()
+    with pytest.raises(ValueError, match="window"):
+        smoothed(e, 4)
 
 
-def test_export_rule_prefers_a_good_run_to_a_single_lucky_validation():
+def test_export_rule_prefers_a_good_stretch_to_a_single_lucky_validation():
     steps = [0, 25, 50, 75, 100, 125]
     errors = [5.0, 1.0, 5.0, 2.0, 2.0, 2.0]  # the single best validation is step 25
     assert choose_export(steps, errors, 1) == 25  # window 1 is "best single validation"
-    assert choose_export(steps, errors, 3) == 125  # means over 3: 11/3, 8/3, 3, 2
-    assert choose_export(steps, [5.0, np.nan, 1.0, 1.0, 1.0, 3.0], 2) == 75  # NaN is never chosen; ties: earliest
-    assert choose_export(steps[:2], [4.0, 3.0], 5) == 25  # shorter than a window: the last step
+    assert choose_export(steps, errors, 3) == 100  # centred means 3, 11/3, 8/3, 3, 2, 2: the earliest of the ties
+    collapse = [9.9, 7.5, 5.1, 4.6, 9.4, 13.1]  # improves, then collapses
+    assert choose_export(steps, collapse, 3) == 50  # the middle of the good stretch, not its edge
+    assert choose_export(steps, [5.0, np.nan, 1.0, 1.0, 1.0, 3.0], 3) == 75  # no window holding NaN is chosen
+    assert choose_export(steps, [np.nan] * 6, 3) == 125  # nothing finite: the last step
     with pytest.raises(ValueError):
         choose_export([], [], 3)
 
@@ -156,5 +162,7 @@ def test_corrupt_manifest_line_raises(tmp_path):
 def test_grid_checks_its_parameters():
     with pytest.raises(ValueError, match="val_n"):
         Grid(base=TINY, val_n=36)
+    with pytest.raises(ValueError, match="smooth_window"):
+        Grid(base=TINY, smooth_window=4)
     with pytest.raises(ValueError, match="shard"):
         run_grid(GRID, "unused", "unused", shard=(2, 2))

@@ -60,7 +60,7 @@ def experiments_main(argv=None) -> int:
     ap.add_argument("--validate-every", type=int, default=25)
     ap.add_argument("--val-sets", type=int, default=16, help="datasets per validation set")
     ap.add_argument("--val-chains", type=int, default=32)
-    ap.add_argument("--smooth-window", type=int, default=5, help="validations in the export rule's trailing mean")
+    ap.add_argument("--smooth-window", type=int, default=3, help="validations in the export rule's centred mean (odd)")
     ap.add_argument("--d-model", type=int, default=QUICK_MODEL.d_model)
     ap.add_argument("--n-heads", type=int, default=QUICK_MODEL.n_heads)
     ap.add_argument("--n-layers", type=int, default=QUICK_MODEL.n_layers)

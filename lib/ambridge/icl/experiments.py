@@ -13,11 +13,14 @@ and seed (:class:`Grid`), and validates it every ``validate_every`` steps on thr
 Each validation is the nearest-mean error of :func:`ambridge.icl.evaluate.error_vs_context` at one context size,
 with fixed chain starts and noise (the same for every step, so the history moves with the weights only).
 
-**Export rule** (:func:`choose_export`): the weights at the minimum of the ``select`` error averaged over a trailing
-window of ``smooth_window`` validations. Picking the best of a handful of noisy single validations (the rule this
-replaces) selects noise; a trailing mean needs a run of good validations, and the step exported is the last of that
-run. Because ``select`` is a separate set, the ``heldout`` error reported at the exported step carries no selection
-bias. A run that diverges keeps its validation history up to the last good checkpoint, and the rule is applied to it.
+**Export rule** (:func:`choose_export`): the weights of the step whose ``select`` error, averaged with its neighbours
+(a centred window of ``smooth_window`` validations, 3 by default: the step and one validation on each side), is
+lowest. Picking the best of a handful of noisy single validations (the rule this replaces) selects noise; a
+trailing mean (tried first) exports the *last* step of a good stretch, which in a run that collapses is the first
+collapsed one. In a centred window the exported step is the middle of a good stretch, and its own error weighs as
+much as each neighbour's. Because ``select`` is a separate set, the ``heldout`` error reported at the exported step
+carries no selection bias. A run that diverges keeps its validation history up to the last good checkpoint, and the
+rule is applied to it.
 
 Every run resumes: the :class:`~ambridge.icl.train.Trainer` state, the weights at each validation and the validation
 rows live in a work folder named by a hash of the run's settings; finished runs are rows of a
@@ -73,11 +76,13 @@ class Grid:
     n_val_sets: int = 16
     n_val_chains: int = 32
     val_n: int = 30
-    smooth_window: int = 5
+    smooth_window: int = 3  # odd: validations in the export rule's centred mean
 
     def __post_init__(self):
         for name in ("n_steps", "validate_every", "n_val_sets", "n_val_chains", "val_n", "smooth_window"):
             checks.count(name, getattr(self, name), low=1)
+        if self.smooth_window % 2 == 0:
+            raise checks.ParameterError("smooth_window", self.smooth_window, "an odd integer (a centred window)")
         for p in self.pool_sizes:
             checks.count("pool_sizes", p)
         for s in self.seeds:
@@ -102,12 +107,13 @@ def run_id(config: TrainConfig) -> str:
 
 def run_key(config: TrainConfig, grid: Grid, *, with_steps: bool = True) -> str:
     """The identity of a run: every setting that changes its result (training and validation), as sorted JSON.
-    ``with_steps=False`` leaves out ``n_steps``: the identity of the trajectory, which a longer run extends (its
-    work folder is named by it, so raising ``n_steps`` resumes the shorter run instead of starting again)."""
-    train = config.to_dict()
+    ``with_steps=False`` leaves out ``n_steps`` and the export rule's window: the identity of the trajectory and
+    its validations, which a longer run extends (its work folder is named by it, so raising ``n_steps`` resumes the
+    shorter run instead of starting again, and another window re-exports without retraining)."""
+    train, validation = config.to_dict(), grid.validation_spec()
     if not with_steps:
-        del train["n_steps"], train["checkpoint_every"]
-    return json.dumps({"train": train, "validation": grid.validation_spec()}, sort_keys=True)
+        del train["n_steps"], train["checkpoint_every"], validation["smooth_window"]
+    return json.dumps({"train": train, "validation": validation}, sort_keys=True)
 
 
 def validation_sets(config: TrainConfig, pool: torch.Tensor | None, n_sets: int) -> dict[str, dict | None]:
@@ -132,22 +138,18 @@ def validation_sets(config: TrainConfig, pool: torch.Tensor | None, n_sets: int)
 
 
 def smoothed(errors, window: int) -> np.ndarray:
-    """Trailing mean of ``errors`` over ``window`` validations (NaN counts as +inf); entries before a full window
-    are +inf unless the history is shorter than the window, when the whole history is one window ending at the
-    last entry."""
+    """Centred moving mean of ``errors`` over ``window`` validations (odd: entry i averages i − h … i + h,
+    h = window // 2, fewer at the ends); a window holding a non-finite error is +inf."""
+    if window < 1 or window % 2 == 0:
+        raise checks.ParameterError("window", window, "an odd integer >= 1")
     e = np.asarray(errors, dtype=float)
-    e = np.where(np.isnan(e), np.inf, e)
-    out = np.full(len(e), np.inf)
-    if len(e) < window:
-        if len(e):
-            out[-1] = e.mean()
-        return out
+    h, n = window // 2, len(e)
     finite = np.isfinite(e)
     csum = np.concatenate([[0.0], np.cumsum(np.where(finite, e, 0.0))])
     bad = np.concatenate([[0], np.cumsum(~finite)])
-    means = (csum[window:] - csum[:-window]) / window
-    out[window - 1:] = np.where(bad[window:] - bad[:-window] > 0, np.inf, means)
-    return out
+    lo, hi = np.clip(np.arange(n) - h, 0, n), np.clip(np.arange(n) + h + 1, 0, n)
+    means = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    return np.where(bad[hi] - bad[lo] > 0, np.inf, means)
 
 
 def choose_export(steps, errors, window: int) -> int:
@@ -254,9 +256,9 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
     steps = [r["step"] for r in rows]
     export_step = choose_export(steps, [r["select_error"] for r in rows], grid.smooth_window)
     at = rows[steps.index(export_step)]
-    rule = (f"minimum of the select-set error ({grid.n_val_sets} fresh mixtures, separate from the held-out set) "
-            f"averaged over a trailing window of {grid.smooth_window} validations "
-            f"({grid.smooth_window * grid.validate_every} steps)")
+    rule = (f"the step minimising the select-set error ({grid.n_val_sets} fresh mixtures, separate from the held-out "
+            f"set) averaged over a centred window of {grid.smooth_window} validations (every "
+            f"{grid.validate_every} steps)")
     results = dict(status=status, diverged_at=diverged_at, final_step=steps[-1], export_step=export_step,
                    export_rule=rule, heldout_error_at_export=at["heldout_error"],
                    pool_error_at_export=at["pool_error"], validation=grid.validation_spec(),
