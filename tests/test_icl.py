@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ambridge.icl import (EnergyTransformer, HELD_OUT_NAMES, MixtureStream, MixtureTask, ModelConfig, TrainConfig,
+from ambridge.icl import (EnergyTransformer, HELD_OUT_NAMES, candidate_mask, MixtureStream, MixtureTask, ModelConfig, TrainConfig,
                           Trainer, TrainingDiverged, held_out_sets, langevin_negatives, load_model,
                           negative_positions, uniform_init)
 from ambridge.icl.evaluate import error_vs_context, true_mixture_descent
@@ -84,6 +84,28 @@ def test_candidate_energies_equal_explicit_sequences():
     for m, p in enumerate(pos.tolist()):
         explicit = model(torch.cat([ctx[:, :p], cand[:, m:m + 1]], 1))[:, -1]
         assert torch.allclose(e_cand[:, m], explicit, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("n_heads,feedforward", [(2, 0), (4, 24)])
+def test_passes_equal_pytorchs_encoder_with_the_dense_mask(n_heads, feedforward):
+    """The cached two-pass layers (ambridge.icl.layers) against PyTorch's own TransformerEncoder run on real tokens
+    and candidates together under the dense boolean mask of candidate_mask: the same energies, real and candidate."""
+    model = _model(torch.float64, d_model=16, n_heads=n_heads, n_layers=3, dim_feedforward=feedforward)
+    g = torch.Generator().manual_seed(3)
+    ctx = torch.randn(3, 7, 2, generator=g, dtype=torch.float64)
+    cand = torch.randn(3, 6, 2, generator=g, dtype=torch.float64)
+    pos = torch.tensor([0, 1, 7, 3, 3, 6])
+    dense = model.encoder(model.embed(torch.cat([ctx, cand], 1)), mask=candidate_mask(7, pos))
+    reference = model.readout(dense).squeeze(-1)
+    e_real, e_cand = model.candidate_energies(ctx, cand, pos)
+    assert torch.allclose(e_real, reference[:, :7], atol=1e-12, rtol=0)
+    assert torch.allclose(e_cand, reference[:, 7:], atol=1e-12, rtol=0)
+    assert torch.allclose(model(ctx), reference[:, :7], atol=1e-12, rtol=0)
+    given = model.energy_given(ctx, cand[0], chunk=4)  # every query sees the whole context
+    full = model.candidate_energies(ctx, cand[0].expand(3, 6, 2), torch.full((6,), 7))[1]
+    assert torch.allclose(given, full, atol=1e-12, rtol=0)
+    assert torch.allclose(model.energy_given(ctx[:, :0], cand[0]), model.candidate_energies(
+        ctx, cand[0].expand(3, 6, 2), torch.zeros(6, dtype=torch.long))[1], atol=1e-12, rtol=0)  # n = 0
 
 
 def test_feedforward_default_is_four_d_model():

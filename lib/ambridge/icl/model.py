@@ -6,9 +6,10 @@ E_θ(x_n ∣ x_{<n}) of the n-th point given the points before it — so one pas
 the causal mask alone tells a position how many points came before it.
 
 :meth:`EnergyTransformer.candidate_energies` is the workhorse of the fast sampler: besides the real sequence it
-scores any number of *candidate* tokens, each placed at a chosen position p and allowed by the attention mask to see
-only the real tokens before p and itself. Its energy is then exactly E_θ(candidate ∣ x_{<p}), and thousands of
-candidates share one pass.
+scores any number of *candidate* tokens, each placed at a chosen position p and allowed to see only the real tokens
+before p and itself. Its energy is then exactly E_θ(candidate ∣ x_{<p}), and thousands of candidates share one pass.
+The layers are computed in :mod:`ambridge.icl.layers`: the real tokens once, causally, and the candidates against
+their cached keys and values (:meth:`EnergyTransformer.context_cache`, :meth:`EnergyTransformer.cached_energies`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import checks
+from .layers import KeysValues, candidate_pass, causal_pass, prefix_blocked
 
 __all__ = ["ModelConfig", "EnergyTransformer", "candidate_mask"]
 
@@ -51,7 +53,9 @@ class ModelConfig:
 def candidate_mask(n_real: int, positions: torch.Tensor) -> torch.Tensor:
     """Boolean attention mask (True = blocked) for ``n_real`` real tokens followed by one candidate per entry of
     ``positions`` (M,): real tokens attend causally among themselves; candidate m attends to the real tokens
-    0 … positions[m] − 1 and to itself. → (n_real + M, n_real + M)."""
+    0 … positions[m] − 1 and to itself. → (n_real + M, n_real + M). The dense statement of what
+    :meth:`EnergyTransformer.candidate_energies` computes (with PyTorch's ``TransformerEncoder`` it gives the same
+    energies, more slowly: the tests use it as the reference)."""
     m = positions.numel()
     total = n_real + m
     idx = torch.arange(total, device=positions.device)
@@ -77,40 +81,40 @@ class EnergyTransformer(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
         self.readout = nn.Linear(c.d_model, 1)
 
-    def _run(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(self.embed(tokens), mask=mask)
-        return self.readout(h).squeeze(-1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (B, N, D) → energies (B, N), entry n being E_θ(x_n ∣ x_{<n}) (causal)."""
         x = checks.points("x", x, dim=self.config.dim, min_ndim=3)
-        n = x.shape[1]
-        mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
-        return self._run(x, mask)
+        return self.readout(causal_pass(self.encoder, self.embed(x))[0]).squeeze(-1)
+
+    def context_cache(self, context: torch.Tensor) -> KeysValues:
+        """Every layer's keys and values of the real sequence ``context`` (B, N, D), for :meth:`cached_energies`.
+        A sampler computes them once: they do not change while only the candidates move."""
+        return causal_pass(self.encoder, self.embed(context))[1]
+
+    def cached_energies(self, cache: KeysValues, candidates: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        """E_θ(candidate_m ∣ x_{<p_m}) (B, M) from a :meth:`context_cache`; ``blocked`` (M, N) is
+        :func:`ambridge.icl.layers.prefix_blocked` of the positions."""
+        return self.readout(candidate_pass(self.encoder, self.embed(candidates), cache, blocked)).squeeze(-1)
 
     def candidate_energies(
-        self, context: torch.Tensor, candidates: torch.Tensor, positions: torch.Tensor, *,
-        mask: torch.Tensor | None = None,
+        self, context: torch.Tensor, candidates: torch.Tensor, positions: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Energies of the real sequence and of candidates placed at given positions, in one pass.
 
         ``context``: (B, N, D) real points; ``candidates``: (B, M, D); ``positions``: (M,) integers in [0, N],
         candidate m being scored as the point at position positions[m], i.e. given x_{<positions[m]}.
-        Returns (E_θ(x_n ∣ x_{<n}) (B, N), E_θ(candidate_m ∣ x_{<p_m}) (B, M)). ``mask``: the
-        :func:`candidate_mask` for these positions, if already built (a sampler builds it once for all its steps;
-        keep ``positions`` on the CPU otherwise, so that checking them does not wait for the GPU).
+        Returns (E_θ(x_n ∣ x_{<n}) (B, N), E_θ(candidate_m ∣ x_{<p_m}) (B, M)).
         """
         context = checks.points("context", context, dim=self.config.dim, min_ndim=3)
         candidates = checks.points("candidates", candidates, dim=self.config.dim, min_ndim=3)
         n = context.shape[1]
         if positions.ndim != 1 or positions.numel() != candidates.shape[1]:
             raise ValueError(f"`positions` must have shape ({candidates.shape[1]},), got {tuple(positions.shape)}")
-        if mask is None:
-            if bool((positions < 0).any()) or bool((positions > n).any()):
-                raise ValueError(f"`positions` must lie in [0, {n}]")
-            mask = candidate_mask(n, positions.to(context.device))
-        energies = self._run(torch.cat([context, candidates], dim=1), mask)
-        return energies[:, :n], energies[:, n:]
+        if bool((positions < 0).any()) or bool((positions > n).any()):
+            raise ValueError(f"`positions` must lie in [0, {n}]")
+        h, cache = causal_pass(self.encoder, self.embed(context))
+        blocked = prefix_blocked(n, positions.to(context.device))
+        return self.readout(h).squeeze(-1), self.cached_energies(cache, candidates, blocked)
 
     @torch.no_grad()
     def energy_given(self, context: torch.Tensor, points: torch.Tensor, *, chunk: int = 1024) -> torch.Tensor:
@@ -119,12 +123,15 @@ class EnergyTransformer(nn.Module):
         ``context``: (B, n, D) with n possibly 0; ``points``: (B, M, D) or (M, D) (shared) → (B, M). Queries are
         scored ``chunk`` at a time as candidates at position n.
         """
+        context = checks.points("context", context, dim=self.config.dim, min_ndim=3)
         b, n, _ = context.shape
         if points.ndim == 2:
             points = points.expand(b, *points.shape)
+        points = checks.points("points", points, dim=self.config.dim, min_ndim=3)
+        cache = self.context_cache(context)
         out = []
         for start in range(0, points.shape[1], chunk):
             part = points[:, start:start + chunk]
-            pos = torch.full((part.shape[1],), n, dtype=torch.long)
-            out.append(self.candidate_energies(context, part, pos)[1])
+            blocked = torch.zeros(part.shape[1], n, dtype=torch.bool, device=context.device)  # sees all n points
+            out.append(self.cached_energies(cache, part, blocked))
         return torch.cat(out, dim=1)

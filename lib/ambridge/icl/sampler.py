@@ -13,7 +13,9 @@ The public code loops over negatives × positions × steps, re-running the prefi
 are extra tokens of one sequence per dataset (:meth:`EnergyTransformer.candidate_energies`): each candidate attends
 to the real tokens before its position and to itself, so its energy is exactly E_θ(candidate ∣ x_{<n}), and one
 forward and one backward pass per step move every chain at once. Each candidate's energy depends on no other
-candidate, so the gradient of the summed energies w.r.t. a candidate is the gradient of its own energy.
+candidate, so the gradient of the summed energies w.r.t. a candidate is the gradient of its own energy. The real
+tokens never see a candidate and are the same at every step, so their keys and values are computed once per call
+(:meth:`EnergyTransformer.context_cache`) and each step runs only the candidates.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import NamedTuple
 import torch
 
 from .. import checks
-from .model import EnergyTransformer, candidate_mask
+from .layers import prefix_blocked
+from .model import EnergyTransformer
 
 __all__ = ["LangevinRun", "uniform_init", "langevin_candidates", "negative_positions", "langevin_negatives"]
 
@@ -87,12 +90,14 @@ def langevin_candidates(
     n = context.shape[1]
     if positions.shape != (x.shape[1],) or bool((positions < 0).any()) or bool((positions > n).any()):
         raise ValueError(f"`positions` must have shape ({x.shape[1]},) and lie in [0, {n}]")
-    mask = candidate_mask(n, positions.to(device))  # built once for all steps
+    blocked = prefix_blocked(n, positions.to(device))  # built once for all steps
+    with torch.no_grad(), _autocast(device, autocast_dtype):
+        cache = model.context_cache(context)  # the real tokens: fixed while the chains move
     path = [x] if record else None
     for t in range(n_steps):
         x = x.detach().requires_grad_(True)
         with torch.enable_grad(), _autocast(device, autocast_dtype):
-            _, energy = model.candidate_energies(context, x, positions, mask=mask)
+            energy = model.cached_energies(cache, x, blocked)
         (grad,) = torch.autograd.grad(energy.float().sum(), x)
         x = (x - step_size * grad + noise_std * noise[t]).detach()
         if box is not None:
