@@ -12,7 +12,7 @@ import torch
 
 from ambridge.icl import MixtureStream, MixtureTask, ModelConfig, TrainConfig
 from ambridge.icl.experiments import (Grid, choose_export, load_run, read_manifest, read_validation, run_grid,
-                                      run_id, smoothed, train_run, validation_sets)
+                                      pool_size_summary, run_id, smoothed, train_run, validation_sets)
 from ambridge.store import CorruptStore
 
 TINY = TrainConfig(model=ModelConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16), batch_size=2,
@@ -166,3 +166,14 @@ def test_grid_checks_its_parameters():
         Grid(base=TINY, smooth_window=4)
     with pytest.raises(ValueError, match="shard"):
         run_grid(GRID, "unused", "unused", shard=(2, 2))
+
+
+def test_pool_size_summary_against_numpy():
+    rows = [{"pool_size": p, "seed": s, "diverged_at": 7 if (p, s) == (10, 1) else None,
+             "heldout_error_at_export": h, "pool_error_at_export": q}
+            for p, s, h, q in [(10, 0, 3.0, 1.0), (10, 1, 5.0, 2.0), (0, 0, 2.0, float("nan")), (100, 0, 4.0, 4.0)]]
+    table = pool_size_summary(rows)
+    assert [t["pool_size"] for t in table] == [10, 100, 0]
+    assert table[0]["n_runs"] == 2 and table[0]["n_diverged"] == 1
+    assert table[0]["heldout_mean"] == 4.0 and np.isclose(table[0]["heldout_sd"], np.std([3.0, 5.0], ddof=1))
+    assert np.isnan(table[1]["heldout_sd"]) and np.isnan(table[2]["pool_mean"])

@@ -50,7 +50,8 @@ from .model import EnergyTransformer, ModelConfig
 from .train import TrainConfig, Trainer, TrainingDiverged, load_model
 
 __all__ = ["QUICK_MODEL", "Grid", "run_id", "run_key", "validation_sets", "choose_export", "smoothed",
-           "train_run", "run_grid", "read_manifest", "load_run", "read_validation", "VALIDATION_FIELDS",
+           "train_run", "run_grid", "read_manifest", "load_run", "read_validation", "pool_size_summary",
+           "VALIDATION_FIELDS",
            "MANIFEST_FIELDS"]
 
 #: The chapter's quick model: 2 layers, d_model 32, 4 heads, feed-forward 128 (25 537 parameters).
@@ -332,3 +333,20 @@ def read_validation(row: dict, folder: str | os.PathLike) -> dict[str, np.ndarra
     with (Path(folder) / row["validation"]).open() as f:
         rows = list(csv.DictReader(f))
     return {k: np.array([math.nan if r[k] in ("", "nan") else float(r[k]) for r in rows]) for k in VALIDATION_FIELDS}
+
+
+def pool_size_summary(rows: list[dict]) -> list[dict]:
+    """Per pool size (fresh last): the number of runs, how many diverged, and the mean and standard deviation over
+    seeds (ddof 1; NaN for one run) of the held-out and pool errors at the exported steps. ``rows``: from
+    :func:`read_manifest`. Used in chapter 2, § Task diversity."""
+    out = []
+    for pool in sorted({r["pool_size"] for r in rows}, key=lambda p: (p == 0, p)):
+        group = [r for r in rows if r["pool_size"] == pool]
+        entry = {"pool_size": pool, "n_runs": len(group), "n_diverged": sum(r["diverged_at"] is not None
+                                                                             for r in group)}
+        for name in ("heldout", "pool"):
+            e = np.array([r[f"{name}_error_at_export"] for r in group], dtype=float)
+            entry[f"{name}_mean"] = float(e.mean())
+            entry[f"{name}_sd"] = float(e.std(ddof=1)) if len(e) > 1 else float("nan")
+        out.append(entry)
+    return out
