@@ -211,8 +211,9 @@ def test_preset_files_must_be_yaml_mappings(tmp_path):
 def test_good_run_writes_notebook_and_record(tmp_path, capsys):
     code, out = _run(tmp_path, "-p", "n", "5")
     assert code == 0
-    assert capsys.readouterr().out.strip() == str(out)
+    assert capsys.readouterr().out.split() == [str(out), str(out.with_suffix(".html"))]  # notebook, HTML copy
     assert "result: n=5 scale=1.5 total=22.50 on " in _printed(out)
+    assert "result: n=5 scale=1.5 total=22.50 on " in out.with_suffix(".html").read_text()
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["status"] == "ok"
     assert record["parameters"] == {**FIXTURE_DEFAULTS, "n": 5}

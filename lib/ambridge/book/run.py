@@ -1,10 +1,11 @@
 """Rerun a chapter with new parameters: ``python -m ambridge.run CHAPTER [-p NAME VALUE]... [-f PRESET]...``.
 
 This is what ``make run`` calls (``book/reference/rerunning.md`` is the reader's guide). The chapter's MyST-markdown
-source is executed with papermill into ``runs/<slug>/`` (git-ignored), and a JSON run record (parameters, commit,
-hardware, wall time, status, and the numbers the chapter published with
-:func:`ambridge.book.records.publish_results`) is written beside the executed notebook. Each run of a sweep is one
-such run (:mod:`ambridge.book.sweep`, ``book/reference/scale.md``).
+source is executed with papermill into ``runs/<slug>/`` (git-ignored). Beside the executed notebook go an HTML copy
+of it (:func:`html_copy`, to read in a browser) and a JSON run record (parameters, commit, hardware, wall time,
+status, and the numbers the chapter published with :func:`ambridge.book.records.publish_results`); the notebook's
+and the HTML copy's paths are printed, one a line. Each run of a sweep is one such run (:mod:`ambridge.book.sweep`,
+``book/reference/scale.md``).
 
 Why not plain papermill: it cannot read ``.md``, and it only *warns* on a misspelt parameter name, so a typo would
 silently run the defaults. Here an unknown name is an error before anything runs (:mod:`ambridge.book.params`), and
@@ -31,7 +32,7 @@ from .errors import UsageError
 from .params import jsonable_parameters, merge_parameters, parameters_cell, parameters_hash, parse_parameters
 from .presets import load_preset, preset_names, presets_dir
 
-__all__ = ["default_output", "describe_failure", "main"]
+__all__ = ["default_output", "describe_failure", "html_copy", "main"]
 
 
 def default_output(md: Path, parameters: dict[str, Any]) -> Path:
@@ -134,7 +135,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     output.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(output)
+    if output.is_file():  # also after a failure: the partial notebook shows where it stopped
+        print(html_copy(output))
     return code
+
+
+def html_copy(notebook: Path) -> Path:
+    """Write ``notebook`` as HTML beside it (nbconvert's lab template, figures embedded) and return the path, so a
+    rerun can be read in a browser without Jupyter. Equations are typeset by MathJax from its CDN when online."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
 
 
 class _QuietPapermill(logging.Filter):
