@@ -10,10 +10,18 @@ contrastive-divergence loss, backward, clip, Adam. The two paths share the model
   Langevin step, and the loss takes the real sequence and the negatives in one more pass.
 
 Both paths are timed in the same run, alternately, after a warm-up; the median is reported with the speed-up, and
-the largest difference between their negatives. The result is written as JSON with a run record.
+the largest difference between their negatives. Then the vectorised step against the machine (``roofline.py``): its
+FLOPs (PyTorch's counter), the achieved GFLOP/s, the bare fp32 matmul rate at the step's own shapes measured in the
+same run, the roofline fraction, and where the time goes (torch.profiler, CPU). The result is written as JSON with a
+run record.
 
-    python benchmarks/icl_step.py                       # small config, CPU: about a minute
-    python benchmarks/icl_step.py --device cuda --configs small paper
+    python benchmarks/icl_step.py                        # the public and the book's config, CPU: a few minutes
+    python benchmarks/icl_step.py --configs public --skip-loop
+    python benchmarks/icl_step.py --device cuda --configs public small paper
+
+Configs: ``public`` is the public code's (d_model 64, 3 layers, 8 heads, PyTorch's default feed-forward 2048,
+batch 8, 7 Langevin steps); ``small`` is the book's CPU checkpoint (the same with feed-forward 4·d_model = 256);
+``paper`` the paper scale (d_model 128, 6 layers, 15 Langevin steps, batch 32); ``tiny`` a smoke test.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from icl_loop_sampler import loop_negatives  # noqa: E402
+from roofline import count_matmuls, matmul_rates, profile_summary, roofline  # noqa: E402
 
 from ambridge.icl import (EnergyTransformer, ModelConfig, MixtureStream, MixtureTask,  # noqa: E402
                           contrastive_divergence_loss, langevin_negatives, negative_positions, uniform_init)
@@ -42,6 +51,8 @@ from ambridge.runtime import Stopwatch, hardware_summary, select_device  # noqa:
 from ambridge.book.records import run_record
 
 CONFIGS = {
+    "public": {"d_model": 64, "n_heads": 8, "n_layers": 3, "langevin_steps": 7, "step_size": 3.16, "batch": 8,
+               "feedforward": 2048},
     "small": {"d_model": 64, "n_heads": 8, "n_layers": 3, "langevin_steps": 7, "step_size": 3.16, "batch": 8},
     "paper": {"d_model": 128, "n_heads": 8, "n_layers": 6, "langevin_steps": 15, "step_size": 3.16, "batch": 32},
     "tiny": {"d_model": 16, "n_heads": 2, "n_layers": 1, "langevin_steps": 2, "step_size": 3.16, "batch": 2},
@@ -51,9 +62,13 @@ CONFIGS = {
 def parse_args(argv=None):  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["small"],
-                   help="small (d_model 64, 3 layers), paper (d_model 128, 6 layers, batch 32), tiny (a smoke test)")
-    p.add_argument("--feedforward", type=int, default=0, help="feed-forward width (0: 4·d_model; the public code: 2048)")
+    p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["public", "small"],
+                   help="public (the public code's: feed-forward 2048), small (the book's CPU model), paper (d_model "
+                        "128, 6 layers, batch 32), tiny (a smoke test)")
+    p.add_argument("--feedforward", type=int, default=-1,
+                   help="feed-forward width for every config (default: the config's; 0: 4·d_model)")
+    p.add_argument("--skip-loop", action="store_true", help="time the vectorised step only (no loop reference)")
+    p.add_argument("--no-roofline", action="store_true", help="skip the FLOP count, matmul rates and profile")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per path; the median is reported")
     p.add_argument("--loop-repeats", type=int, default=0, help="timed loop steps (default: --repeats)")
     p.add_argument("--negatives", type=int, default=3)
@@ -98,8 +113,9 @@ def make_step(path, model, optimizer, context, init, noise, cfg, args, autocast_
 def bench_config(name, cfg, args, device, loop_warmup=True):
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     torch.manual_seed(args.seed)
+    feedforward = args.feedforward if args.feedforward >= 0 else cfg.get("feedforward", 0)
     mcfg = ModelConfig(d_model=cfg["d_model"], n_heads=cfg["n_heads"], n_layers=cfg["n_layers"],
-                       dim_feedforward=args.feedforward)
+                       dim_feedforward=feedforward)
     model = EnergyTransformer(mcfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     stream = MixtureStream(MixtureTask(), seed=args.seed)
@@ -112,13 +128,13 @@ def bench_config(name, cfg, args, device, loop_warmup=True):
     start_state = {k: v.clone() for k, v in model.state_dict().items()}
     times = {"vectorised": [], "loop": []}
     negs = {}
-    repeats = {"vectorised": args.repeats, "loop": args.loop_repeats or args.repeats}
+    repeats = {"vectorised": args.repeats, "loop": 0 if args.skip_loop else args.loop_repeats or args.repeats}
     print(f"[{name}] d_model {mcfg.d_model}, {mcfg.n_layers} layers, {mcfg.n_heads} heads, feed-forward "
           f"{mcfg.feedforward}, {n_params:,} parameters; batch {b}, {n} points, {s} negatives/point, "
           f"{cfg['langevin_steps']} Langevin steps", flush=True)
     for rep in range(-1, max(repeats.values())):  # rep -1 is the warm-up
         for path in ("vectorised", "loop"):
-            if rep >= repeats[path] or (rep < 0 and path == "loop" and not loop_warmup):
+            if rep >= repeats[path] or (rep < 0 and path == "loop" and (not loop_warmup or not repeats[path])):
                 continue
             model.load_state_dict(start_state)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
@@ -127,14 +143,31 @@ def bench_config(name, cfg, args, device, loop_warmup=True):
             if rep >= 0:
                 times[path].append(sw.seconds)
             print(f"  {path:10s} {'warm-up' if rep < 0 else f'repeat {rep}'}: {sw.seconds:.3f} s", flush=True)
-    med = {p: statistics.median(t) for p, t in times.items()}
-    diff = (negs["vectorised"] - negs["loop"]).abs().max().item()
+    med = {p: statistics.median(t) if t else float("nan") for p, t in times.items()}
+    diff = (negs["vectorised"] - negs["loop"]).abs().max().item() if "loop" in negs else float("nan")
     row = {"config": name, "n_parameters": n_params, "feedforward": mcfg.feedforward, "batch": b,
            "negatives": s, "langevin_steps": cfg["langevin_steps"], "precision": "bf16" if autocast_dtype else "fp32",
            "loop_s": med["loop"], "vectorised_s": med["vectorised"], "speedup": med["loop"] / med["vectorised"],
            "max_abs_negative_difference": diff, "times": times}
     print(f"[{name}] loop {med['loop']:.3f} s, vectorised {med['vectorised']:.4f} s per step: "
           f"speed-up {row['speedup']:.1f}x; max |negatives difference| {diff:.2e}", flush=True)
+    if not args.no_roofline:
+        def step():
+            model.load_state_dict(start_state)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+            make_step("vectorised", model, opt, context, init, noise, cfg, args, autocast_dtype)
+
+        total, per_shape = count_matmuls(step)
+        row["roofline"] = roofline(med["vectorised"], total, per_shape,
+                                   matmul_rates(per_shape, device=device.type))
+        if device.type == "cpu":
+            row["profile"] = profile_summary(step)
+        r = row["roofline"]
+        print(f"[{name}] {r['gflop']:.2f} GFLOP per step: {r['gflop_per_s']:.1f} GFLOP/s; bare fp32 matmuls at the "
+              f"step's shapes {r['matmul_gflop_per_s_at_step_shapes']:.1f} GFLOP/s; roofline time "
+              f"{r['roofline_time_s']:.3f} s = {100 * r['roofline_fraction']:.0f} % of the step", flush=True)
+        for p in row.get("profile", [])[:8]:
+            print(f"    {p['op'][:48]:48s} {100 * p['fraction']:5.1f} %  ({p['calls']} calls)")
     return row
 
 
