@@ -12,13 +12,16 @@ PORT ?= 8000
 SUBMISSIONS ?=
 LAB_ARGS ?=
 
-.PHONY: help venv book book-strict serve test test-site browser check-platforms execute run sweep bench mutants lock clean assignments grade lab
+.PHONY: help venv book book-strict pdf serve test test-site browser check-platforms execute run sweep bench mutants lock clean assignments grade lab
 
 help:
 	@echo "make book                 build the HTML site from the committed executed notebooks"
+	@echo "make pdf                  the book as one PDF (_build/latex/book.pdf; installs TeX on Debian/Ubuntu), then"
+	@echo "                          the site again, which serves it (_static/ambridge-book.pdf); the PDF test last"
 	@echo "make serve                serve the built site on http://localhost:$(PORT)"
 	@echo "make test                 library tests, pairing test, runner tests, nbval on every chapter, strict build,"
 	@echo "                          then the browser test of the built site (make test-site)"
+	@echo "make test-gpu             what only a GPU can check (on a machine with CUDA; skips elsewhere)"
 	@echo "make test-site            the built site in headless Chrome/Chromium; screenshots in _build/screenshots/"
 	@echo "make check-platforms      which OS/CPU/Python combinations requirements.lock installs on (network; not in make test)"
 	@echo "make run CHAPTER=01 ARGS='-p beta 8'   rerun a chapter with new parameters into runs/"
@@ -47,6 +50,21 @@ book: $(STAMP)
 book-strict: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
 
+# The book as one PDF, with Jupyter Book's LaTeX builder (XeLaTeX; _config.yml, latex). tests/pdf/tex.py finds TeX or,
+# on Debian/Ubuntu only, installs the distribution's packages (apt-get), as `make browser` does for Chromium;
+# elsewhere it says in one line what is missing and nothing is built. Then the HTML site is built again, which serves
+# the PDF as _static/ambridge-book.pdf and links it from the introduction (book/_ext/book_pdf.py), and
+# tests/test_pdf.py reads the PDF (skipped when none was built; a failure when CI=true). Not part of make test.
+PDF := _build/latex/book.pdf
+pdf: $(STAMP)
+	@rm -f $(PDF)
+	@if $(PY) tests/pdf/tex.py install; then \
+		$(VENV)/bin/jupyter-book build . --builder pdflatex --warningiserror --keep-going && \
+		$(MAKE) --no-print-directory book; \
+	fi
+	AMBRIDGE_PDF=$(PDF) $(PY) -m pytest tests/test_pdf.py -q -rs
+	@test ! -f $(PDF) || echo "The PDF is at $(CURDIR)/$(PDF)"
+
 serve:
 	@test -f _build/html/index.html || { echo "no site yet: run make book first"; exit 1; }
 	$(PY) -m http.server $(PORT) --directory _build/html
@@ -57,6 +75,11 @@ test: $(STAMP)
 	CUDA_VISIBLE_DEVICES= $(PY) -m pytest tests chapters --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 	$(MAKE) --no-print-directory book-strict
 	$(MAKE) --no-print-directory test-site
+
+# What only a GPU can check (tests/gpu: fused attention kernels, half precision, the bf16 in-context step, every
+# chapter's CUDA path on its quick preset). Run it on a machine with CUDA; without one every test skips.
+test-gpu: $(STAMP)
+	$(PY) -m pytest tests/gpu -v -rs
 
 # The built site in a real browser (tests/browser): headless Chrome or Chromium loads every page from a local server.
 # tests/browser/browsers.py finds the browser (PATH, the usual app folders, Selenium Manager; on Debian/Ubuntu it
