@@ -12,7 +12,7 @@ PORT ?= 8000
 SUBMISSIONS ?=
 LAB_ARGS ?=
 
-.PHONY: help venv book book-strict pdf serve test test-site browser check-platforms execute run sweep bench mutants lock clean assignments grade lab
+.PHONY: help venv book book-strict pdf serve test test-gpu test-site browser check-platforms execute run sweep bench mutants lock clean assignments grade lab
 
 help:
 	@echo "make book                 build the HTML site from the committed executed notebooks"
