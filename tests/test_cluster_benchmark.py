@@ -72,6 +72,7 @@ def no_network(monkeypatch):
 @pytest.mark.parametrize(
     "name, shape, k",
     [("iris", (150, 4), 3), ("wine", (178, 13), 3), ("breast_cancer", (569, 30), 2), ("digits", (1797, 64), 10),
+     ("ecoli", (336, 7), 6), ("segment", (2310, 19), 7), ("libras", (360, 90), 15),
      ("blobs_k5_d2", (500, 2), 5), ("blobs_k10_d16", (1000, 16), 10), ("blobs_k3_d7", (300, 7), 3)],
 )
 def test_datasets_load_standardized_without_network(no_network, name, shape, k):
@@ -81,7 +82,8 @@ def test_datasets_load_standardized_without_network(no_network, name, shape, k):
     np.testing.assert_allclose(data.X.mean(axis=0), 0, atol=1e-12)
     std = data.X.std(axis=0)
     assert np.all(np.isclose(std, 1) | np.isclose(std, 0))  # digits' blank border pixels stay 0
-    assert cb.DATASETS == ("iris", "wine", "breast_cancer", "digits", "blobs_k5_d2", "blobs_k10_d16")
+    assert cb.DATASETS == ("iris", "wine", "breast_cancer", "digits", "ecoli", "segment", "libras", "blobs_k5_d2",
+                           "blobs_k10_d16")
 
 
 def test_synthetic_data_fixed_unless_asked():
@@ -174,11 +176,15 @@ def test_one_cluster_or_all_singletons_give_nan_internal_scores():
 
 
 def test_methods_registry_and_sklearn_methods_cluster_iris():
-    assert list(cb.METHODS) == ["K-means", "GMM", "DP-GMM", "CLAM", "CLAM+ELBO", "CLAM+CRP"]
+    assert list(cb.METHODS) == ["K-means", "GMM", "DP-GMM", "DP-GMM (sklearn default)", "CLAM", "CLAM+ELBO",
+                                "CLAM+CRP"]
     assert cb.METHODS["K-means"](3, 5).n_clusters == 3 and cb.METHODS["K-means"](3, 5).random_state == 5
     assert cb.METHODS["GMM"](4, 0).n_components == 4
-    dp = cb.METHODS["DP-GMM"](3, 0)
+    dp = cb.METHODS[cb.DP_GMM_DEFAULT](3, 0)
     assert dp.n_components == 10 and dp.weight_concentration_prior_type == "dirichlet_process"
+    assert dp.weight_concentration_prior is None  # scikit-learn's default, 1 / n_components
+    tuned = cb.METHODS["DP-GMM"](3, 4)
+    assert isinstance(tuned, cb.SelectedDPGMM) and tuned.random_state == 4 and tuned.n_classes == 3
     assert cb.dp_gmm_components(8) == 16
     runs = cb.run_benchmark(["iris"], ["K-means", "GMM"], [0])
     assert (runs["error"] == "").all() and (runs["adjusted_rand"] > 0.5).all()
@@ -422,7 +428,9 @@ def test_cli_runs_a_subset_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--methods", "CLAM+DP"], "unknown method 'CLAM+DP'; valid: K-means, GMM, DP-GMM, CLAM, CLAM+ELBO, CLAM+CRP"),
+        (["--methods", "CLAM+DP"], "unknown method 'CLAM+DP'; valid: K-means, GMM, DP-GMM, DP-GMM (sklearn default), "
+                                   "CLAM, CLAM+ELBO, CLAM+CRP"),
+        (["--workers", "0"], "workers 0: must be an integer at least 1"),
         (["--datasets", "mnist"], "unknown data set 'mnist'"),
         (["--preset", "huge"], "no preset 'huge'"),
         (["--seeds", "0"], "at least 1"),
@@ -485,12 +493,15 @@ ARTIFACT = ROOT / "chapters" / "artifacts" / "clustering_benchmark"
 
 
 def test_the_committed_artifact_reads_and_its_keys_are_todays():
-    """The committed full run reads as 360 runs, and every record's key is the key the paper preset computes today
-    from the data and the estimators' settings, so ``--preset paper`` resumes from it instead of refitting."""
+    """The committed full run reads as 630 runs (9 data sets x 7 methods x 10 seeds), and every record's key is the
+    key the paper preset computes today from the (subsampled) data and the estimators' settings, so
+    ``--preset paper`` resumes from it instead of refitting."""
     runs = cb.load_results(ARTIFACT)
-    assert len(runs) == 360 and (runs["error"] == "").all() and runs["seed"].nunique() == 10
+    assert len(runs) == 630 and (runs["error"] == "").all() and runs["seed"].nunique() == 10
     assert cb.datasets_in(runs) == list(cb.DATASETS) and set(runs["method"]) == set(cb.METHODS)
-    digests = {name: cb.data_digest(cb.load_dataset(name)) for name in cb.DATASETS}
+    cap = load_benchmark_preset("paper")["max_samples"]
+    assert runs["n_samples"].max() == cap
+    digests = {name: cb.data_digest(cb.load_dataset(name, max_samples=cap)) for name in cb.DATASETS}
     for record in RecordStore(ARTIFACT / cb.RUNS_FILE):
         estimator = cb.METHODS[record["method"]](record["n_classes"], record["seed"])
         key = cb.run_key(record["dataset"], record["method"], record["seed"], digests[record["dataset"]],
@@ -501,7 +512,7 @@ def test_the_committed_artifact_reads_and_its_keys_are_todays():
 def test_a_rerun_into_the_artifact_reads_it_back(tmp_path):
     shutil.copy(ARTIFACT / cb.RUNS_FILE, tmp_path / cb.RUNS_FILE)
     runs = cb.run_benchmark(["iris", "wine"], ["K-means", "CLAM+CRP"], [0, 1], out=tmp_path)
-    assert len(RecordStore(tmp_path / cb.RUNS_FILE)) == 360  # nothing refitted: every key was there
+    assert len(RecordStore(tmp_path / cb.RUNS_FILE)) == 630  # nothing refitted: every key was there
     full = cb.load_results(ARTIFACT).set_index(["dataset", "method", "seed"])
     wanted = [(d, m, s) for d in ("iris", "wine") for m in ("K-means", "CLAM+CRP") for s in (0, 1)]
     pd.testing.assert_frame_equal(runs, full.loc[wanted].reset_index()[list(cb.COLUMNS)])

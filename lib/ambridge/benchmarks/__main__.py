@@ -26,12 +26,13 @@ from ..book.presets import find_preset
 from ..book.records import repo_root, run_record
 from ..report import markdown_table
 from .clustering import DATASETS, METHODS, is_dataset_name
-from .clustering_runs import META_FILE, RUNS_FILE, benchmark_summary, resolve_seeds, run_benchmark
+from .clustering_runs import META_FILE, RUNS_FILE, resolve_seeds, run_benchmark
 from .report import summary_table
+from .summary import benchmark_summary
 
 __all__ = ["presets_dir", "load_benchmark_preset", "main"]
 
-_PRESET_KEYS = {"datasets", "methods", "seeds", "out"}
+_PRESET_KEYS = {"datasets", "methods", "seeds", "out", "max_samples", "workers"}
 
 
 def presets_dir() -> Path:
@@ -41,7 +42,8 @@ def presets_dir() -> Path:
 
 def load_benchmark_preset(preset: str) -> dict[str, Any]:
     """A preset by name (``quick``, ``paper``) or YAML path: keys ``datasets``, ``methods`` (lists), ``seeds``
-    (a count or a list) and ``out`` (a results directory, relative to the book's root). Errors are
+    (a count or a list), ``out`` (a results directory, relative to the book's root), ``max_samples`` (larger data
+    sets are subsampled, stratified) and ``workers`` (processes fitting at once). Errors are
     :class:`ambridge.book.errors.UsageError`. The ``paper`` preset makes chapter 3's full benchmark."""
     values = find_preset(preset, presets_dir(), "the benchmark", "of datasets, methods, seeds, out")
     unknown = sorted(set(values) - _PRESET_KEYS)
@@ -65,12 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true", help=f"start OUT/{RUNS_FILE} afresh instead of resuming")
     parser.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     parser.add_argument("--threads", type=int, default=1, help="native threads per fit (default 1)")
+    parser.add_argument("--workers", type=int, help="processes fitting runs at once (default: the preset's, or 1)")
+    parser.add_argument("--max-samples", type=int, metavar="N",
+                        help="subsample larger data sets to N points, stratified (default: the preset's)")
     parser.add_argument("--quiet", action="store_true", help="no line per run")
     return parser
 
 
-def _choices(args) -> tuple[list, list, list[int], Path]:
-    """The data sets, methods, seeds and results directory the command line and its preset ask for."""
+def _choices(args) -> tuple[list, list, list[int], Path, dict]:
+    """The data sets, methods, seeds, results directory and run options the command line and its preset ask for."""
     preset = load_benchmark_preset(args.preset)
     datasets = args.datasets or preset.get("datasets") or list(DATASETS)
     methods = args.methods or preset.get("methods") or list(METHODS)
@@ -86,10 +91,17 @@ def _choices(args) -> tuple[list, list, list[int], Path]:
         raise UsageError(str(err)) from None
     if args.threads < 1:
         raise UsageError(f"--threads {args.threads}: must be at least 1")
+    workers = args.workers if args.workers is not None else preset.get("workers", 1)
+    max_samples = args.max_samples if args.max_samples is not None else preset.get("max_samples")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers {workers!r}: must be an integer at least 1")
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)
+                                    or max_samples < 2):
+        raise UsageError(f"max_samples {max_samples!r}: must be an integer at least 2")
     out = args.out or (repo_root() / preset["out"] if "out" in preset else None)
     if out is None:
         raise UsageError("no --out given and the preset names no `out`")
-    return datasets, methods, seeds, Path(out)
+    return datasets, methods, seeds, Path(out), {"workers": workers, "max_samples": max_samples}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        datasets, methods, seeds, out = _choices(args)
+        datasets, methods, seeds, out, options = _choices(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -112,10 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     result = run_benchmark(datasets, methods, seeds, out=out, resume=not args.fresh, retry_failed=args.retry_failed,
-                           threads=args.threads, progress=report)
+                           threads=args.threads, progress=report, **options)
     parameters = {"datasets": list(datasets), "methods": list(methods), "seeds": seeds, "threads": args.threads,
-                  "preset": args.preset}
-    record = run_record(parameters, wall_time_s=time.perf_counter() - start, **benchmark_summary(result, methods))
+                  "preset": args.preset, **options}
+    record = run_record(parameters, wall_time_s=time.perf_counter() - start,
+                        **benchmark_summary(result, methods, max_samples=options["max_samples"]))
     (out / META_FILE).write_text(json.dumps(record, indent=2) + "\n")
     table = markdown_table(*summary_table(result))
     print(getattr(table, "data", table))

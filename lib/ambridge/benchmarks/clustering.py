@@ -15,22 +15,24 @@ chapter 3, § The clustering benchmark, and chapter 4, § On real data: choosing
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+from .datasets import DATASET_SEED, DATASETS, REAL, SYNTHETIC, Dataset, is_dataset_name, load_dataset
 
 __all__ = [
     "Dataset",
     "DATASETS",
     "SYNTHETIC",
+    "REAL",
     "DATASET_SEED",
     "is_dataset_name",
     "load_dataset",
     "METHODS",
     "GMM_SETTINGS",
     "dp_gmm_components",
+    "DP_GMM_DEFAULT",
     "METRICS",
     "METRIC_LABELS",
     "HIGHER_IS_BETTER",
@@ -38,99 +40,6 @@ __all__ = [
     "INTERNAL_METRICS",
     "score_clustering",
 ]
-
-# ----------------------------------------------------------------------------------------------------- datasets
-
-#: Seed of the synthetic mixtures' generator. Fixed, and independent of the methods' seeds: every method and seed
-#: sees the same data, so the spread over seeds is the methods' own randomness.
-DATASET_SEED = 2402
-
-#: Synthetic Gaussian mixtures with known K: ``name -> settings`` of :func:`sklearn.datasets.make_blobs`.
-#: ``n_per_cluster`` points per component (equal weights), centres uniform in ``center_box`` per coordinate,
-#: isotropic standard deviation ``cluster_std``. The 16-dimensional mixture gets a wider spread so that its
-#: components overlap about as much as the 2-dimensional one's (K-means reaches an adjusted Rand index of about
-#: 0.85 on both, not 1); any ``blobs_k<K>_d<D>`` name not listed here uses ``cluster_std = 1``.
-SYNTHETIC: dict[str, dict[str, Any]] = {
-    "blobs_k5_d2": {"n_clusters": 5, "n_features": 2, "n_per_cluster": 100, "cluster_std": 1.0,
-                    "center_box": (-10.0, 10.0)},
-    "blobs_k10_d16": {"n_clusters": 10, "n_features": 16, "n_per_cluster": 100, "cluster_std": 6.0,
-                      "center_box": (-10.0, 10.0)},
-}
-
-_BUNDLED = ("iris", "wine", "breast_cancer", "digits")  # sklearn.datasets.load_<name>: files inside scikit-learn
-
-#: The benchmark's data sets, in the order tables and plots show them.
-DATASETS: tuple[str, ...] = (*_BUNDLED, *SYNTHETIC)
-
-_BLOBS = re.compile(r"^blobs_k(\d+)_d(\d+)$")
-
-
-def is_dataset_name(name) -> bool:
-    """Whether :func:`load_dataset` knows ``name``: one of the bundled data sets or any ``blobs_k<K>_d<D>``.
-    Used by the runs and the command line to refuse a typo before any fit (chapter 3, § The clustering benchmark).
-    """
-    return isinstance(name, str) and (name in _BUNDLED or _BLOBS.match(name) is not None)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A data set ready to cluster: ``X`` (n, d) float64, standardized; ``y`` (n,) int true classes; ``n_classes``.
-    Used in chapter 3, § The clustering benchmark, and chapter 4, § On real data: choosing σ².
-    """
-
-    name: str
-    X: np.ndarray
-    y: np.ndarray
-    n_classes: int
-
-
-def _standardize(X: np.ndarray) -> np.ndarray:
-    from sklearn.preprocessing import StandardScaler
-
-    return StandardScaler().fit_transform(np.asarray(X, dtype=np.float64))
-
-
-def _synthetic(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import make_blobs
-
-    match = _BLOBS.match(name)
-    k, d = int(match.group(1)), int(match.group(2))
-    spec = SYNTHETIC.get(name, {"n_per_cluster": 100, "cluster_std": 1.0, "center_box": (-10.0, 10.0)})
-    if k < 1 or d < 1:
-        raise ValueError(f"data set `{name}`: K and D must be at least 1")
-    return make_blobs(
-        n_samples=k * spec["n_per_cluster"], n_features=d, centers=k, cluster_std=spec["cluster_std"],
-        center_box=spec["center_box"], random_state=seed,
-    )
-
-
-def load_dataset(name: str, *, seed: int | None = None) -> Dataset:
-    """Load one of :data:`DATASETS` (or any ``blobs_k<K>_d<D>``), standardized: every feature has mean 0 and
-    variance 1 (constant features, such as digits' blank border pixels, stay 0).
-
-    - ``iris`` (150, 4) K=3, ``wine`` (178, 13) K=3, ``breast_cancer`` (569, 30) K=2, ``digits`` (1797, 64) K=10
-      (8x8 images; the paper's "USPS-like digits"): :func:`sklearn.datasets.load_iris` etc., which read files
-      shipped inside scikit-learn — nothing is downloaded.
-    - ``blobs_k<K>_d<D>``: a mixture of K isotropic Gaussians in D dimensions (settings in :data:`SYNTHETIC`),
-      drawn with ``seed`` (default :data:`DATASET_SEED`, so the data do not change with the methods' seeds).
-
-    Standardization is this book's choice (the paper's preprocessing is not public): the features of wine and
-    breast cancer differ in scale by orders of magnitude, and every method here measures Euclidean distance.
-    Real data sets ignore ``seed``. Used in chapter 3 (the exercise "The cold limit is k-means") and chapter 4,
-    § On real data: choosing σ².
-    """
-    if not is_dataset_name(name):
-        valid = ", ".join(DATASETS)
-        raise ValueError(f"unknown data set {name!r}; valid: {valid} (or any blobs_k<K>_d<D>)")
-    if name in _BUNDLED:
-        import sklearn.datasets
-
-        X, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
-    else:
-        X, y = _synthetic(name, DATASET_SEED if seed is None else seed)
-    y = np.asarray(y, dtype=np.int64)
-    return Dataset(name=name, X=_standardize(X), y=y, n_classes=int(np.unique(y).size))
-
 
 # ------------------------------------------------------------------------------------------------------ methods
 
@@ -155,21 +64,29 @@ def _gmm(n_classes: int, seed: int):
 
 
 def dp_gmm_components(n_classes: int) -> int:
-    """The DP-GMM's truncation (an upper bound on its clusters): ``max(2K, 10)``, so it can find more than K.
-    Used by the DP-GMM method (chapter 3, § The clustering benchmark).
+    """The default DP-GMM's truncation (an upper bound on its clusters): ``max(2K, 10)``, so it can find more than K.
+    Used by the method "DP-GMM (sklearn default)" (chapter 3, § A fair DP-GMM).
     """
     return max(2 * n_classes, 10)
 
 
-def _dp_gmm(n_classes: int, seed: int):
-    """Variational DP-GMM (stick-breaking, truncated at :func:`dp_gmm_components`); the concentration keeps
-    scikit-learn's default 1/truncation. It is told only the upper bound: its number of clusters is data-driven."""
+def _dp_gmm_default(n_classes: int, seed: int):
+    """Variational DP-GMM as scikit-learn sets it up: stick-breaking, truncated at :func:`dp_gmm_components`,
+    concentration 1/truncation (scikit-learn's default), full covariances. It is told only the upper bound."""
     from sklearn.mixture import BayesianGaussianMixture
 
     return BayesianGaussianMixture(
         n_components=dp_gmm_components(n_classes), weight_concentration_prior_type="dirichlet_process",
         max_iter=500, random_state=seed, **GMM_SETTINGS,
     )
+
+
+def _dp_gmm(n_classes: int, seed: int):
+    """Variational DP-GMM with its concentration and covariance chosen per data set by held-out log-likelihood, and
+    a truncation that is reported when it binds (:class:`ambridge.benchmarks.dpgmm.SelectedDPGMM`)."""
+    from .dpgmm import SelectedDPGMM
+
+    return SelectedDPGMM(n_classes=n_classes, random_state=seed)
 
 
 def _clam(n_classes: int, seed: int):
@@ -193,12 +110,16 @@ def _clam_crp(n_classes: int, seed: int):
     return CLAMCRP(alpha=1.0, random_state=seed)
 
 
+#: The display name of scikit-learn's DP-GMM as it comes (the book's own, tuned DP-GMM is "DP-GMM").
+DP_GMM_DEFAULT = "DP-GMM (sklearn default)"
+
 #: Display name -> factory ``(n_classes, seed) -> estimator`` with ``fit_predict(X) -> labels (n,)``. The CLAM
 #: family is imported from :mod:`ambridge.memories` only when its factory is called.
 METHODS: dict[str, Callable[[int, int], Any]] = {
     "K-means": _kmeans,
     "GMM": _gmm,
     "DP-GMM": _dp_gmm,
+    DP_GMM_DEFAULT: _dp_gmm_default,
     "CLAM": _clam,
     "CLAM+ELBO": _clam_elbo,
     "CLAM+CRP": _clam_crp,

@@ -1,0 +1,58 @@
+"""The tuned DP-GMM (ambridge.benchmarks.dpgmm.SelectedDPGMM): its choice is the held-out likelihood's argmax
+(checked against independent scikit-learn fits), it recovers a well-separated mixture without binding its
+truncation, it doubles a binding truncation, and it reports when the truncation still binds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import BayesianGaussianMixture
+from sklearn.model_selection import train_test_split
+
+from ambridge.benchmarks import METHODS, SelectedDPGMM
+
+
+def blobs(k=3, n=60, seed=0):
+    X, y = make_blobs(n_samples=k * n, centers=k, cluster_std=0.5, center_box=(-10, 10), random_state=seed)
+    return X, y
+
+
+def test_choice_is_the_argmax_of_independent_held_out_scores():
+    X, y = blobs()
+    model = SelectedDPGMM(3, concentrations=(0.01, 10.0), covariance_types=("full", "spherical"),
+                          random_state=1).fit(X)
+    fit_part, held = train_test_split(X, test_size=0.2, random_state=1)
+    for (gamma, cov), score in model.heldout_scores_.items():
+        ref = BayesianGaussianMixture(n_components=20, weight_concentration_prior_type="dirichlet_process",
+                                      weight_concentration_prior=gamma, covariance_type=cov, reg_covar=1e-3,
+                                      max_iter=500, random_state=1).fit(fit_part)
+        assert score == pytest.approx(ref.score(held))
+    best = max(model.heldout_scores_, key=model.heldout_scores_.get)
+    assert (model.concentration_, model.covariance_type_) == best and len(model.heldout_scores_) == 4
+    assert model.n_clusters_ == 3 and not model.truncation_binds_ and model.truncation_ == 20
+    assert adjusted_rand_score(y, model.labels_) == pytest.approx(1.0)
+    assert model.details_.endswith("truncation=20; clusters=3; binds=no")
+
+
+def test_a_binding_truncation_is_doubled_then_reported():
+    X, _ = blobs(k=5)
+    one = dict(concentrations=(1.0,), covariance_types=("spherical",), random_state=0)
+    grown = SelectedDPGMM(5, truncation=2, max_truncation=8, **one).fit(X)
+    assert grown.truncation_ == 8 and grown.n_clusters_ == 5 and not grown.truncation_binds_
+    capped = SelectedDPGMM(5, truncation=2, max_truncation=3, **one).fit(X)
+    assert capped.truncation_ == 2 and capped.n_clusters_ == 2 and capped.truncation_binds_
+    assert capped.details_.endswith("binds=yes")
+
+
+def test_parameters_settings_and_errors():
+    model = METHODS["DP-GMM"](4, 7)
+    params = model.get_params()
+    assert params["n_classes"] == 4 and params["random_state"] == 7 and params["truncation"] is None
+    assert repr(model).startswith("SelectedDPGMM(n_classes=4,")
+    X, _ = blobs()
+    with pytest.raises(ValueError, match="holdout"):
+        SelectedDPGMM(3, holdout=1.5).fit(X)
+    labels = SelectedDPGMM(3, concentrations=(1.0,), covariance_types=("spherical",), random_state=0).fit_predict(X)
+    assert labels.shape == (len(X),) and np.unique(labels).size == 3
