@@ -1,4 +1,4 @@
-"""scikit-learn's own estimator checks on the four memories (``parametrize_with_checks``).
+"""scikit-learn's own estimator checks on the four memories (CLAM+CRP also with diagonal memories and merges) (``parametrize_with_checks``).
 
 The instances are small (few updates, rounds or passes) so the whole file runs in under a minute. Every check
 passes: :data:`EXPECTED` (the checks expected to fail, with their reasons, given to ``expected_failed_checks``) is
@@ -18,6 +18,7 @@ ESTIMATORS = [
     CLAM(3, n_steps=2, n_updates=40, batch_size=16, init="data", lr=0.1),
     CLAMELBO(3, flow="natural", max_iter=20, predict_steps=20),
     CLAMCRP(max_iter=10, max_memories=50),
+    CLAMCRP(max_iter=10, max_memories=50, covariance="diag", merge=True),
     DPMeans(lam=1.0, max_iter=10),
 ]
 
@@ -38,6 +39,7 @@ def test_sklearn_estimator_checks(estimator, check):
 @pytest.mark.parametrize(
     "estimator, name",
     [(CLAM(init="zeros"), "init"), (CLAMELBO(tol=-1.0), "tol"), (CLAMCRP(update="sometimes"), "update"),
+     (CLAMCRP(covariance="full"), "covariance"), (CLAMCRP(merge="yes"), "merge"),
      (DPMeans(lam=0.0), "lam"), (CLAMCRP(random_state=-1), "random_state")],
 )
 def test_a_refused_parameter_is_both_the_books_error_and_scikit_learns(estimator, name):

@@ -7,6 +7,10 @@
   the CLAM+CRP energy with its new-memory basin.
 - :mod:`ambridge.memories.clamcrp` — CLAM+CRP: memories created on demand by the ELBO dynamics over K + 1 logits.
 - :mod:`ambridge.memories.dpmeans` — DP-means, CLAM+CRP's small-variance limit, on the same schedule.
+- :mod:`ambridge.memories.marginals` — a memory's evidence from its sufficient statistics (isotropic; diagonal
+  Normal–Gamma, with its Student t predictive), for CLAM+CRP's diagonal memories and merge step (chapter 4);
+- :mod:`ambridge.memories.merge` — the merge step: join memories while the evidence of the partition rises;
+- :mod:`ambridge.memories.oversplitting` — the remedies for over-splitting as named variants, run and summarised;
 - :mod:`ambridge.memories.cost` — retrieval timed: a D-dimensional point state against K logits (chapter 3);
 - :mod:`ambridge.memories.evaluation` — learned memories against the true means (chapter 3);
 - :mod:`ambridge.memories.streams` — synthetic mixture streams and the memories CLAM+CRP makes on them (chapter 4).

@@ -19,11 +19,11 @@ from ..energies import squared_distances_by_inner_products
 from ..runtime import select_device
 from ._base import MemoryEstimator
 
-__all__ = ["SequentialMemory", "Fit"]
+__all__ = ["SequentialMemory", "Fit", "canonical"]
 
 
-def _canonical(labels: np.ndarray) -> np.ndarray:
-    """Relabel a partition by order of first appearance, so two equal partitions compare equal."""
+def canonical(labels: np.ndarray) -> np.ndarray:
+    """Relabel a partition by order of first appearance, so two equal partitions compare equal (used by both passes)."""
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
@@ -103,12 +103,14 @@ class SequentialMemory(MemoryEstimator):
     def _order(self, n: int) -> np.ndarray:
         return torch.randperm(n, generator=torch.Generator().manual_seed(self._seed())).numpy()
 
-    def _partition(self, x: np.ndarray, order: np.ndarray) -> Fit:
+    def _partition(self, x: np.ndarray, order: np.ndarray, start: np.ndarray | None = None) -> Fit:
+        """The passes, from no memories or from the partition ``start`` (n,) (memories 0…K−1, none empty)."""
         n, d = x.shape
         cap = n if self.max_memories is None else min(n, self.max_memories)
         online = self.update == "online"
-        labels = np.full(n, -1, dtype=np.int64)
-        locations, counts = np.zeros((0, d)), np.zeros(0, dtype=np.int64)
+        labels = np.full(n, -1, dtype=np.int64) if start is None else np.asarray(start, dtype=np.int64).copy()
+        counts = np.zeros(0, dtype=np.int64) if start is None else np.bincount(labels)
+        locations = np.zeros((0, d)) if start is None else self._location(_sums(x, labels, counts.size), counts[:, None])
         growth, previous, capped, converged, it = [], None, False, False, 0
         for it in range(1, self.max_iter + 1):
             k0 = locations.shape[0]
@@ -145,7 +147,7 @@ class SequentialMemory(MemoryEstimator):
                         loc[j] = self._location(sums[j], cnt[j] + 1)
                 cnt[j] += 1
                 labels[i] = j
-                if it == 1:
+                if it == 1 and start is None:
                     growth.append(k)
             # M-step: drop empty memories, renumber in order of creation, move every memory to its points' location
             keep = np.flatnonzero(cnt[:k] > 0)
@@ -157,7 +159,7 @@ class SequentialMemory(MemoryEstimator):
             locations = self._location(sums_k, counts[:, None])
             if self._after_pass(x, labels, locations):  # the model changed (a learned variance): locations follow
                 locations = self._location(sums_k, counts[:, None])
-            partition = _canonical(labels)
+            partition = canonical(labels)
             if previous is not None and np.array_equal(partition, previous):
                 converged = True
                 break

@@ -17,15 +17,22 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..checks import check_number
+from ..checks import ParameterError, check_number
+from ._collapsed import collapsed_log_joint, collapsed_partition
 from ._sequential import Fit, SequentialMemory
-from .crp import cluster_log_marginal, crp_log_prior, crp_log_weights, small_variance_log_alpha
+from .crp import crp_log_prior, crp_log_weights, small_variance_log_alpha
 from .elbo import elbo_dynamics
+from .marginals import NormalGamma, isotropic_log_marginal, normal_gamma_log_marginal, normal_gamma_variance, statistics
+from .merge import greedy_merge
 
-__all__ = ["VARIANCE_GRID", "CLAMCRP"]
+__all__ = ["VARIANCE_GRID", "DIAG_PRIOR_SHAPE", "CLAMCRP"]
 
 #: The coarse grid of σ²/σ₀² searched when ``variance=None``: 2^(−j), j = 0…6, from 1 down to 1/64.
 VARIANCE_GRID = tuple(2.0**-j for j in range(7))
+
+#: a₀ of the Normal–Gamma prior of ``covariance="diag"``: the weakest shape with E[τ] = a₀/b₀ finite and a posterior
+#: mean of the variance for every memory (a_n = a₀ + n/2 > 1 from n = 1).
+DIAG_PRIOR_SHAPE = 1.0
 
 _POSITIVE = Interval(Real, 0, None, closed="neither")
 
@@ -93,6 +100,18 @@ class CLAMCRP(SequentialMemory):
         Seed of the streaming order (an int is the torch seed itself).
     device : str or torch.device, default="cpu"
         Where the queries (``predict``, energies) run; the pass itself is serial NumPy on the CPU.
+    covariance : {"spherical", "diag"}, default="spherical"
+        "spherical": every memory is N(μ_k, σ² I) with one shared σ² (the paper's). "diag": every memory has its own
+        variance per coordinate, and its location and variances are integrated out under a Normal–Gamma prior
+        (:mod:`~ambridge.memories.marginals`: τ ~ Gamma(a₀ = :data:`DIAG_PRIOR_SHAPE`, b₀ = a₀σ²), μ ∣ τ ~
+        N(m₀, 1/(κ₀τ)) with κ₀ = σ²/σ₀², so E[τ] = 1/σ² and the prior spread of μ is σ₀² as before); a point joins
+        the memory whose Student t predictive times n_k − d is largest (:mod:`._collapsed`). ``variance`` is then
+        the prior guess of a memory's variance, chosen by the evidence in the same way; ``update`` must be "online"
+        and the decision is the argmax the dynamics reach (``flow``, ``step_size``, ``dynamics_steps`` unused).
+    merge : bool, default=False
+        After the passes, join memories while that raises the evidence log p(X, ẑ ∣ σ²)
+        (:func:`~ambridge.memories.merge.greedy_merge`), re-seat from the merged partition, and repeat; the fit with
+        the highest evidence is kept, so merging never lowers it.
 
     Attributes
     ----------
@@ -124,6 +143,10 @@ class CLAMCRP(SequentialMemory):
         (σ², log evidence, K) for every σ² tried when the variance was chosen; None when it was given.
     capped_ : bool
         Whether ``max_memories`` withheld the new-memory option from some point.
+    variances_ : ndarray of shape (K, D)
+        Each memory's variance per coordinate: σ² everywhere ("spherical"), the posterior mean b_n/(a_n − 1) ("diag").
+    n_merges_ : int
+        Merges made in the fit kept (0 without ``merge``).
     n_features_in_ : int
         D.
     """
@@ -139,6 +162,8 @@ class CLAMCRP(SequentialMemory):
         "flow": [StrOptions({"natural", "gradient"})],
         "step_size": [_POSITIVE],
         "dynamics_steps": [Interval(Integral, 1, None, closed="left")],
+        "covariance": [StrOptions({"spherical", "diag"})],
+        "merge": ["boolean"],
     }
 
     def __init__(
@@ -158,7 +183,11 @@ class CLAMCRP(SequentialMemory):
         max_memories: int | None = 1000,
         random_state: int | None = None,
         device: str = "cpu",
+        covariance: str = "spherical",
+        merge: bool = False,
     ):
+        self.covariance = covariance
+        self.merge = merge
         self.alpha = alpha
         self.discount = discount
         self.variance = variance
@@ -198,6 +227,8 @@ class CLAMCRP(SequentialMemory):
         self._gamma = 1 / (1 / self._beta + 1 / self._rho)  # (β⁻¹ + ρ⁻¹)⁻¹
         self._log_norm = 0.5 * self.n_features_in_ * math.log(self._rho / (self._beta + self._rho)) if self.normaliser else 0.0
         self._log_alpha_norm = self.log_alpha_ + self._log_norm  # log(α c_D)
+        self._prior = NormalGamma(self.prior_mean_, self.variance_ / self.prior_variance_, DIAG_PRIOR_SHAPE,
+                                  DIAG_PRIOR_SHAPE * self.variance_)
 
     def _location(self, sums, counts):
         """Posterior mean of a memory given ``counts`` points summing to ``sums``: (Σx + r m₀)/(n + r)."""
@@ -224,25 +255,58 @@ class CLAMCRP(SequentialMemory):
         if alpha <= 0:
             return -math.inf  # α underflowed (the small-variance limit): the evidence is not defined there
         prior = crp_log_prior(fit.counts, alpha, self.discount)
-        return prior + sum(
-            cluster_log_marginal(x[fit.labels == k], self.variance_, self.prior_variance_, self.prior_mean_)
-            for k in range(fit.counts.size)
-        )
+        return prior + float(self._marginal(*statistics(x, fit.labels, fit.counts.size)).sum())
+
+    def _marginal(self, counts, sums, sumsq):
+        """log p(points of a memory) from its statistics (:mod:`.marginals`)."""
+        if self.covariance == "diag":
+            return normal_gamma_log_marginal(counts, sums, sumsq, self._prior)
+        return isotropic_log_marginal(counts, sums, sumsq, variance=self.variance_,
+                                      prior_variance=self.prior_variance_, prior_mean=self.prior_mean_)
+
+    def _seat(self, x, order, start=None) -> Fit:
+        if self.covariance == "spherical":
+            return self._partition(x, order, start)
+        cap = x.shape[0] if self.max_memories is None else min(x.shape[0], self.max_memories)
+        return collapsed_partition(x, order, self._prior, log_alpha=self.log_alpha_, discount=self.discount,
+                                   max_iter=self.max_iter, cap=cap, labels=start)
+
+    def _fit_at(self, x, order) -> tuple[float, Fit, int]:
+        """Seat (and merge) at the current σ²  →  (log evidence, fit, merges made)."""
+        best = self._seat(x, order)
+        best_ev, merges = self._log_evidence(x, best), 0
+        for _ in range(self.max_iter if self.merge and math.isfinite(best_ev) else 0):
+            merged = greedy_merge(x, best.labels, self._marginal, log_alpha=self.log_alpha_, discount=self.discount)
+            if not merged.gains:
+                break
+            counts = np.bincount(merged.labels)
+            means = self._location(statistics(x, merged.labels, counts.size)[1], counts[:, None])
+            fits = [Fit(means, counts, merged.labels, best.n_iter, best.converged, best.growth, best.capped),
+                    self._seat(x, order, merged.labels)]
+            evs = [self._log_evidence(x, f) for f in fits]
+            pick = int(np.argmax(evs))
+            if not evs[pick] > best_ev + 1e-9 * abs(best_ev):
+                break
+            merges += len(merged.gains)
+            best, best_ev = fits[pick], evs[pick]
+            best.growth = fits[0].growth
+        return best_ev, best, merges
 
     def fit(self, X, y=None) -> "CLAMCRP":
         x = self._data(X)
+        if self.covariance == "diag" and self.update != "online":
+            raise ParameterError("update", self.update, "must be 'online' when covariance='diag' (the collapsed pass)")
         self.prior_mean_ = x.mean(0)
         spread = float(x.var(0).mean()) if x.shape[0] > 1 else 1.0
         self.prior_variance_ = float(self.prior_variance) if self.prior_variance is not None else max(spread, 1e-12)
         self.log_alpha_ = float(self.log_alpha) if self.log_alpha is not None else math.log(self.alpha)
         self._sq_norm = ((x - self.prior_mean_) ** 2).sum(-1)
         order = self._order(x.shape[0])
-        tried: dict[float, tuple[float, Fit]] = {}
+        tried: dict[float, tuple[float, Fit, int]] = {}
 
         def attempt(g: float) -> float:
             self._set_variance(g * self.prior_variance_ if self.variance is None else self.variance)
-            fit = self._partition(x, order)
-            tried[g] = (self._log_evidence(x, fit), fit)
+            tried[g] = self._fit_at(x, order)
             return tried[g][0]
 
         if self.variance is not None:
@@ -259,12 +323,15 @@ class CLAMCRP(SequentialMemory):
                     attempt(g)
         g_best = max(tried, key=lambda g: tried[g][0])
         self._set_variance(g_best * self.prior_variance_ if self.variance is None else self.variance)
-        self.log_evidence_, fit = tried[g_best]
+        self.log_evidence_, fit, self.n_merges_ = tried[g_best]
         self.variance_evidence_ = (
             None if self.variance is not None else
             [(g * self.prior_variance_, tried[g][0], int(tried[g][1].counts.size)) for g in sorted(tried, reverse=True)]
         )
         self._store(fit, order)
+        self._stats = statistics(x, fit.labels, fit.counts.size)
+        self.variances_ = (normal_gamma_variance(*self._stats, self._prior) if self.covariance == "diag"
+                           else np.full(fit.locations.shape, self.variance_))
         return self
 
     # queries --------------------------------------------------------------------------------------------------------
@@ -281,11 +348,32 @@ class CLAMCRP(SequentialMemory):
         Softmax of a row is the posterior over the memories and a new one, as if the point arrived next.
         →  (n, K + 1) float64 tensor. Used in chapter 4, § The memory: ELBO dynamics over K + 1 memories.
         """
+        return self._log_joint(X, self.normaliser)
+
+    def _log_joint(self, X, normaliser: bool) -> torch.Tensor:
         v, mem, cnt = self._fitted_tensors(X)
+        if self.covariance == "diag":
+            x = (v + torch.as_tensor(self.prior_mean_, dtype=v.dtype, device=v.device)).cpu().numpy()
+            return torch.from_numpy(collapsed_log_joint(x, self._stats, self._prior, log_alpha=self.log_alpha_,
+                                                        discount=self.discount)).to(v.device)
         return crp_log_weights(
             v, mem, cnt, alpha=self.alpha, discount=self.discount, beta=1 / (2 * self.variance_),
-            prior_precision=1 / (2 * self.prior_variance_), normaliser=self.normaliser, log_alpha=self.log_alpha_,
+            prior_precision=1 / (2 * self.prior_variance_), normaliser=normaliser, log_alpha=self.log_alpha_,
         )
+
+    def score_samples(self, X) -> np.ndarray:
+        """log p(x ∣ the training points), the fitted CRP mixture's predictive density at each point  →  (n,).
+
+        Σ_k (n_k − d)/(α + n) p(x ∣ memory k) + (α + dK)/(α + n) p(x ∣ a new memory), with the normaliser always kept
+        (the predictive, whatever ``normaliser`` says) and the memory's own p(x ∣ k) (Gaussian with the memory at its
+        posterior mean for "spherical", Student t for "diag"). Used to choose α and σ² by held-out likelihood
+        (chapter 4, § Why it over-splits, and what stops it).
+        """
+        a = self._log_joint(X, True)
+        if self.covariance == "spherical":
+            a = a - 0.5 * self.n_features_in_ * math.log(2 * math.pi * self.variance_)
+        log_total = float(np.logaddexp(self.log_alpha_, math.log(self.counts_.sum())))
+        return (torch.logsumexp(a, -1) - log_total).cpu().numpy()
 
     def energy(self, X) -> np.ndarray:
         """The fitted memory's CRP energy E(x) (:func:`~ambridge.memories.crp.crp_energy`) at each point  →  (n,)."""
