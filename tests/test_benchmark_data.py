@@ -104,3 +104,12 @@ def test_side_by_side_pairs_the_figure_with_the_book():
                      f"{cb.WORKSHOP_VALUES['iris_1936']['DP-GMM']:.2f} / 0.60"],
                     ["wine", f"{wine['K-means']:.2f} / 0.70", f"{wine['DP-GMM']:.2f} / 0.50"]]
     assert 0.7 < wine["DP-GMM"] < 0.9  # the one sharply peaked violin, at about 0.8
+
+
+def test_workshop_gaps_are_book_minus_paper():
+    med = pd.DataFrame({"K-means": [0.7], "DP-GMM": [0.5]}, index=["wine"])
+    gaps = cb.workshop_gaps(med, ("K-means", "DP-GMM", "CLAM"))
+    wine = cb.WORKSHOP_VALUES["wine_1994"]
+    assert gaps.index.tolist() == ["wine"]
+    assert gaps.loc["wine", "K-means"] == pytest.approx(0.7 - wine["K-means"])
+    assert gaps.loc["wine", "DP-GMM"] == pytest.approx(0.5 - wine["DP-GMM"]) and np.isnan(gaps.loc["wine", "CLAM"])

@@ -56,3 +56,25 @@ def test_parameters_settings_and_errors():
         SelectedDPGMM(3, holdout=1.5).fit(X)
     labels = SelectedDPGMM(3, concentrations=(1.0,), covariance_types=("spherical",), random_state=0).fit_predict(X)
     assert labels.shape == (len(X),) and np.unique(labels).size == 3
+
+
+def test_dp_gmm_table_reads_the_choices_and_the_binding():
+    from ambridge import benchmarks as cb
+
+    rows = []
+    for seed, (details, found_d) in enumerate([("concentration=0.01; covariance=spherical; truncation=20; clusters=6; "
+                                                "binds=no", 10),
+                                               ("concentration=1; covariance=spherical; truncation=40; clusters=40; "
+                                                "binds=yes", 9),
+                                               ("concentration=0.01; covariance=spherical; truncation=20; clusters=5; "
+                                                "binds=no", 10)]):
+        for method, found, det, ari in (("DP-GMM", int(details.split("clusters=")[1].split(";")[0]), details, 0.8),
+                                        (cb.DP_GMM_DEFAULT, found_d, "", 0.4)):
+            row = dict.fromkeys(cb.COLUMNS, "")
+            row.update(dataset="wine", method=method, seed=seed, n_samples=178, n_features=13, n_classes=3,
+                       n_clusters_found=found, fit_time_s=0.1, details=det, **{m: ari for m in cb.METRICS})
+            rows.append(row)
+    header, table = cb.dp_gmm_table(cb.runs_frame(rows, "hand"))
+    assert header[:3] == ["data set", "classes", "chosen γ, covariance"]
+    assert table == [["wine", 3, "0.01, spherical", "6 (5–40) / 20–40", "1/3", "10 (9–10) / 10", "2/3", "0.80",
+                      "0.40"]]

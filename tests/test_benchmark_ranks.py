@@ -105,3 +105,17 @@ def test_rank_table_rows():
     assert header == ["method", "adjusted Rand: mean rank", "AMI: mean rank"]
     assert rows[0] == ["A", "1.12", "1.12"] and rows[-1][0] == "Friedman p (data sets)"
     assert rows[-1][1] == f"{summary.friedman['adjusted_rand'][1]:.1g} (4)"
+
+
+def test_wilcoxon_table_one_row_per_data_set():
+    tests = pd.DataFrame([
+        {"pair": "A vs B", "dataset": "x", "seeds": 6, "median_diff": 0.035, "p": 0.03125, "p_holm": 0.0625,
+         "verdict": "no difference"},
+        {"pair": "C vs B", "dataset": "x", "seeds": 6, "median_diff": -0.2, "p": 0.002, "p_holm": 0.004,
+         "verdict": "B better"},
+        {"pair": "A vs B", "dataset": "y", "seeds": 6, "median_diff": 0.0, "p": 1.0, "p_holm": 1.0,
+         "verdict": "no difference"}])
+    header, rows = cb.wilcoxon_table(tests)
+    assert header == ["data set", "A vs B", "C vs B"]
+    assert rows == [["x", "no difference (+0.04, p 0.062)", "B better (-0.20, p 0.004)"],
+                    ["y", "no difference (+0.00, p 1)", "–"]]

@@ -476,6 +476,8 @@ def test_dominance_median_scores_and_describe_run():
     meta = {"parameters": {"preset": "paper"}, "hardware": "a CPU", "wall_time_s": 600.0, "commit": "0123456789abc"}
     assert text.split("\n")[0] + "\nmade by paper preset on a CPU; wall time 10 min; commit 0123456789" == \
         cb.describe_run(df, meta, "here")
+    loaded = cb.describe_run(df, {**meta, "timing": "shared machine, under load"}, "here")
+    assert "wall time 10 min (shared machine, under load); commit 0123456789" in loaded
 
 
 def test_cluster_count_table():

@@ -57,14 +57,16 @@ from .ranks import (
     nemenyi_test,
     paired_wilcoxon,
     rank_table,
+    wilcoxon_table,
     score_matrix,
 )
 from .summary import benchmark_summary, read_meta
-from .workshop import PAPER_DATASETS, WORKSHOP_VALUES, paper_datasets_table, side_by_side
+from .workshop import PAPER_DATASETS, WORKSHOP_VALUES, paper_datasets_table, side_by_side, workshop_gaps
 from .report import (
     Dominance,
     cluster_count_table,
     datasets_in,
+    dp_gmm_table,
     describe_run,
     dominance,
     long_format,
@@ -76,13 +78,13 @@ from .report import (
 
 __all__ = [
     "Dataset", "DATASETS", "REAL", "SYNTHETIC", "DATASET_SEED", "is_dataset_name", "load_dataset",
-    "stratified_subsample", "PAPER_DATASETS", "WORKSHOP_VALUES", "paper_datasets_table", "side_by_side",
+    "stratified_subsample", "PAPER_DATASETS", "WORKSHOP_VALUES", "paper_datasets_table", "side_by_side", "workshop_gaps",
     "METHODS", "GMM_SETTINGS", "dp_gmm_components", "DP_GMM_DEFAULT", "SelectedDPGMM",
     "score_matrix", "mean_ranks", "friedman_test", "nemenyi_test", "critical_difference_diagram", "paired_wilcoxon",
-    "RankSummary", "rank_table",
+    "wilcoxon_table", "RankSummary", "rank_table",
     "METRICS", "METRIC_LABELS", "HIGHER_IS_BETTER", "EXTERNAL_METRICS", "INTERNAL_METRICS", "score_clustering",
     "COLUMNS", "RUNS_FILE", "META_FILE", "resolve_seeds", "estimator_settings", "data_digest", "run_key", "run_benchmark",
     "runs_frame", "load_results", "read_meta", "benchmark_summary",
     "long_format", "missing_runs", "summary_table", "violin_plot", "datasets_in", "describe_run", "median_scores",
-    "Dominance", "dominance", "cluster_count_table",
+    "Dominance", "dominance", "cluster_count_table", "dp_gmm_table",
 ]

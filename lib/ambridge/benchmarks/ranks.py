@@ -19,7 +19,7 @@ import numpy as np
 from .clustering import HIGHER_IS_BETTER, METRICS
 
 __all__ = ["score_matrix", "mean_ranks", "friedman_test", "nemenyi_test", "critical_difference_diagram",
-           "paired_wilcoxon", "RankSummary", "rank_table"]
+           "paired_wilcoxon", "wilcoxon_table", "RankSummary", "rank_table"]
 
 
 def _check_metric(metric: str) -> None:
@@ -134,6 +134,22 @@ def paired_wilcoxon(df, metric: str, pairs: Sequence[tuple[str, str]], *, alpha:
                                 f"{a} better" if r["median_diff"] > 0 else f"{b} better")
             rows.extend(part)
     return pd.DataFrame(rows, columns=["pair", "dataset", "seeds", "median_diff", "p", "p_holm", "verdict"])
+
+
+def wilcoxon_table(tests) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of :func:`paired_wilcoxon`'s frame: one row per data set, one column per pair, each cell
+    the verdict with the median difference and Holm's p-value. Used in chapter 3, § Ranks and tests."""
+    pairs = list(dict.fromkeys(tests["pair"]))
+    header = ["data set", *pairs]
+    rows = []
+    for name in dict.fromkeys(tests["dataset"]):
+        cells = []
+        for pair in pairs:
+            hit = tests[(tests["dataset"] == name) & (tests["pair"] == pair)]
+            cells.append("–" if hit.empty else
+                         f"{hit['verdict'].iloc[0]} ({hit['median_diff'].iloc[0]:+.2f}, p {hit['p_holm'].iloc[0]:.2g})")
+        rows.append([name, *cells])
+    return header, rows
 
 
 @dataclass

@@ -30,6 +30,7 @@ __all__ = [
     "Dominance",
     "dominance",
     "cluster_count_table",
+    "dp_gmm_table",
 ]
 
 
@@ -188,7 +189,8 @@ def datasets_in(df) -> list[str]:
 
 def describe_run(df, meta: dict | None, where: str) -> str:
     """Two lines on a committed run: its size and what it lacks (failed or missing runs), then who made it — preset,
-    hardware, wall time, commit — from its ``benchmark.json`` ``meta``, or that the run did not finish.
+    hardware, wall time (with the record's ``timing`` note, e.g. "shared machine, under load", when it has one),
+    commit — from its ``benchmark.json`` ``meta``, or that the run did not finish.
     Used in chapter 3, § The full benchmark."""
     sets = datasets_in(df)
     lacking = missing_runs(df, sets, tuple(METHODS), sorted(set(df["seed"])))
@@ -196,8 +198,9 @@ def describe_run(df, meta: dict | None, where: str) -> str:
              f"{df['seed'].nunique()} seeds; failed or missing: {len(lacking)}")
     if not meta:
         return first + "\nno benchmark.json: the run did not finish; rerun the command above to complete it"
+    timing = f" ({meta['timing']})" if meta.get("timing") else ""
     return (first + f"\nmade by {meta['parameters'].get('preset', '?')} preset on {meta['hardware']}; "
-            f"wall time {meta['wall_time_s'] / 60:.0f} min; commit {meta['commit'][:10]}")
+            f"wall time {meta['wall_time_s'] / 60:.0f} min{timing}; commit {meta['commit'][:10]}")
 
 
 def median_scores(df, metric: str, decimals: int = 3):
@@ -259,4 +262,36 @@ def cluster_count_table(runs, methods: Sequence[str] = ("CLAM+CRP", "DP-GMM")):
         cells = [f"{table.loc[(name, m), 'median']:g} ({table.loc[(name, m), 'min']:g}–{table.loc[(name, m), 'max']:g})"
                  if (name, m) in table.index else "–" for m in methods]
         rows.append((name, int(runs[runs["dataset"] == name]["n_classes"].iloc[0]), *cells))
+    return header, rows
+
+
+def dp_gmm_table(runs, tuned: str = "DP-GMM", default: str = "DP-GMM (sklearn default)"):
+    """``(header, rows)``: per data set, what the tuned DP-GMM chose (its commonest concentration and covariance over
+    seeds, from the runs' ``details``), its clusters (median, range) against its truncation and in how many seeds the
+    truncation bound, and the same clusters count for scikit-learn's default (which binds when it uses its
+    :func:`~ambridge.benchmarks.clustering.dp_gmm_components`), with both median adjusted Rand indices.
+    Used in chapter 3, § A fair DP-GMM."""
+    from .clustering import dp_gmm_components
+
+    ok = runs[runs["error"] == ""]
+    header = ["data set", "classes", "chosen γ, covariance", f"{tuned}: clusters / truncation", "binds",
+              f"{default}: clusters / truncation", "binds", "ARI tuned", "ARI default"]
+    rows = []
+    for name in datasets_in(runs):
+        mine, theirs = ok[(ok["dataset"] == name) & (ok["method"] == tuned)], ok[(ok["dataset"] == name) &
+                                                                                 (ok["method"] == default)]
+        if mine.empty or theirs.empty:
+            continue
+        k = int(mine["n_classes"].iloc[0])
+        fields = [dict(p.split("=", 1) for p in d.split("; ")) for d in mine["details"]]
+        choice = max(set((f["concentration"], f["covariance"]) for f in fields),
+                     key=[(f["concentration"], f["covariance"]) for f in fields].count)
+        truncations = sorted({int(f["truncation"]) for f in fields})
+        found, found_d, cap = mine["n_clusters_found"], theirs["n_clusters_found"], dp_gmm_components(k)
+        rows.append([name, k, f"{choice[0]}, {choice[1]}",
+                     f"{found.median():g} ({found.min()}–{found.max()}) / {'–'.join(map(str, truncations))}",
+                     f"{sum(f['binds'] == 'yes' for f in fields)}/{len(fields)}",
+                     f"{found_d.median():g} ({found_d.min()}–{found_d.max()}) / {cap}",
+                     f"{int((found_d >= cap).sum())}/{len(theirs)}",
+                     f"{mine['adjusted_rand'].median():.2f}", f"{theirs['adjusted_rand'].median():.2f}"])
     return header, rows

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["PAPER_DATASETS", "WORKSHOP_VALUES", "WORKSHOP_METHODS", "paper_datasets_table", "side_by_side"]
+__all__ = ["PAPER_DATASETS", "WORKSHOP_VALUES", "WORKSHOP_METHODS", "paper_datasets_table", "side_by_side",
+           "workshop_gaps"]
 
 #: The paper's 15 data sets, as its figure names them, with the published size (points n, features d, classes)
 #: and where this book gets it (``book``: the :func:`~ambridge.benchmarks.datasets.load_dataset` name, or None)
@@ -105,3 +106,18 @@ def side_by_side(ari_medians, methods: Sequence[str] = tuple(WORKSHOP_METHODS.va
             cells.append(f"{paper[m]:.2f} / {book:.2f}" if m in paper else f"– / {book:.2f}")
         rows.append([name, *cells])
     return header, rows
+
+
+def workshop_gaps(ari_medians, methods: Sequence[str] = tuple(WORKSHOP_METHODS.values())):
+    """Book minus paper, adjusted Rand, for each data set in both (rows, book names) and method (columns): a frame
+    (NaN where either is missing). Used in chapter 3, § Against the workshop figures."""
+    import pandas as pd
+
+    gaps = {}
+    for entry in PAPER_DATASETS:
+        name, paper = entry["book"], WORKSHOP_VALUES.get(entry["paper"])
+        if name is None or paper is None or name not in ari_medians.index:
+            continue
+        gaps[name] = {m: float(ari_medians.loc[name, m]) - paper[m] if m in paper and m in ari_medians.columns
+                      else float("nan") for m in methods}
+    return pd.DataFrame.from_dict(gaps, orient="index", columns=list(methods))
