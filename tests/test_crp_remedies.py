@@ -188,3 +188,39 @@ def test_score_samples_is_the_predictive_mixture_density(covariance):
 def test_diag_refuses_the_batch_schedule():
     with pytest.raises(ParameterError, match="update"):
         CLAMCRP(covariance="diag", update="batch").fit(_blobs())
+
+
+def test_isotropy_gaps_against_the_covariances_they_summarise():
+    from ambridge.memories.oversplitting import isotropy_gaps
+
+    rng = np.random.default_rng(8)
+    iso = rng.standard_normal((4000, 3))
+    axes = rng.standard_normal((4000, 3)) * [0.5, 1.0, 2.0]
+    rot = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    x, y = np.vstack([iso, axes, axes @ rot.T]), np.repeat([0, 1, 2], 4000)
+    want_axes = 1.5 * np.log((0.25 + 1 + 4) / 3 + 1e-2) - 0.5 * np.log(np.array([0.25, 1, 4]) + 1e-2).sum()
+    gaps = [isotropy_gaps(x[y == c], y[y == c]) for c in range(3)]
+    assert gaps[0][0] == pytest.approx(0.0, abs=0.01) and gaps[0][1] == pytest.approx(0.0, abs=0.01)
+    assert gaps[1][0] == pytest.approx(want_axes, rel=0.05) and gaps[1][1] == pytest.approx(0.0, abs=0.01)
+    assert gaps[2][0] == pytest.approx(want_axes, rel=0.05) and gaps[2][1] > 0.1  # rotated: diagonal is not enough
+    both = isotropy_gaps(x, y)
+    assert both[0] == pytest.approx(np.mean([g[0] for g in gaps]), rel=1e-9)  # equal class sizes: the plain mean
+
+
+def test_run_variant_and_the_summaries():
+    from ambridge.memories.oversplitting import VARIANTS, memory_ratio, run_variant, summary_rows
+
+    x = _blobs(n_per=15, seed=9)
+    y = np.repeat(np.arange(4), 15)
+    records = []
+    for v in ("default", "diag", "held-out"):
+        rec = run_variant(v, x, y, 0)
+        assert rec["classes"] == 4 and -1 <= rec["ari"] <= 1 and rec["memories"] >= 1
+        records.append({"dataset": "toy", "variant": v, **rec})
+    assert len(records[2]["heldout_table"]) == 3 * 7
+    rows = summary_rows(records, ["toy", "absent"])
+    assert len(rows) == 1 and rows[0][:2] == ("toy", 4) and len(rows[0]) == 2 + len(VARIANTS) and rows[0][3] == "–"
+    want = records[1]["memories"] / records[0]["memories"]
+    assert memory_ratio(records, "diag", ["toy"]) == pytest.approx(want)
+    with pytest.raises(ValueError, match="name"):
+        run_variant("full", x, y, 0)

@@ -16,8 +16,10 @@ Used in chapter 4, § Why it over-splits, and what stops it.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +28,8 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
 from .clamcrp import VARIANCE_GRID, CLAMCRP
 
-__all__ = ["VARIANTS", "HELDOUT_ALPHAS", "HELDOUT_FRACTION", "heldout_choice", "run_variant", "summary_rows"]
+__all__ = ["VARIANTS", "HELDOUT_ALPHAS", "HELDOUT_FRACTION", "isotropy_gaps", "heldout_choice", "run_variant",
+           "summary_rows", "memory_ratio", "load_study"]
 
 #: Variant name -> CLAMCRP keyword arguments (``held-out`` chooses α and σ² first, see :func:`heldout_choice`).
 VARIANTS: dict[str, dict] = {
@@ -41,6 +44,29 @@ VARIANTS: dict[str, dict] = {
 HELDOUT_ALPHAS = (0.1, 1.0, 10.0)
 #: The share of points held out (drawn by the run's seed; no labels are used).
 HELDOUT_FRACTION = 0.2
+
+
+def isotropy_gaps(X: np.ndarray, y: np.ndarray, *, ridge: float = 1e-2) -> tuple[float, float]:
+    """How many nats per point one memory loses on a class by being a ball, or an axis-aligned ellipsoid, instead of
+    the class's own Gaussian: for a class with covariance Σ (plus ``ridge``·I, so that constant features stay finite),
+
+        ball:      (D/2) log(tr Σ / D) − ½ log det Σ   (AM–GM: ≥ 0, zero iff Σ ∝ I),
+        diagonal:  ½ Σ_d log Σ_dd − ½ log det Σ        (Hadamard: ≥ 0, zero iff Σ is diagonal),
+
+    averaged over the classes ``y`` (n,) weighted by their sizes  →  (ball, diagonal). n·gap nats is what splitting
+    a class can win back; a memory costs only O(D log n) nats of Occam factor, so a large gap means that the evidence
+    splits the class, rightly for the model. Labels are used for this diagnosis only, never to fit.
+    Used in chapter 4, § Why it over-splits, and what stops it."""
+    gaps, sizes = [], []
+    for c in np.unique(y):
+        pts = X[y == c]
+        cov = np.cov(pts, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1]) + ridge * np.eye(X.shape[1])
+        logdet = np.linalg.slogdet(cov)[1]
+        d = X.shape[1]
+        gaps.append((0.5 * d * np.log(np.trace(cov) / d) - 0.5 * logdet, 0.5 * np.log(np.diag(cov)).sum() - 0.5 * logdet))
+        sizes.append(len(pts))
+    ball, diag = np.average(np.array(gaps), axis=0, weights=sizes)
+    return float(ball), float(diag)
 
 
 def _fit(X, **kw) -> CLAMCRP:
@@ -111,3 +137,22 @@ def summary_rows(records: list[dict], datasets, variants=tuple(VARIANTS)) -> lis
             row.append(f"{med['memories']:g} ({med['ari']:.2f} / {med['ami']:.2f})")
         rows.append(tuple(row))
     return rows
+
+
+def memory_ratio(records: list[dict], variant: str, datasets, *, base: str = "default") -> float:
+    """The median over ``datasets`` of (median memories of ``variant``) / (median memories of ``base``) over seeds,
+    from the study's records. Used in chapter 4, § Why it over-splits, and what stops it (and its ledger rows)."""
+    ratios = []
+    for ds in datasets:
+        mem = {v: [r["memories"] for r in records if r["dataset"] == ds and r["variant"] == v] for v in (variant, base)}
+        if mem[variant] and mem[base]:
+            ratios.append(float(np.median(mem[variant]) / np.median(mem[base])))
+    return float(np.median(ratios)) if ratios else float("nan")
+
+
+def load_study(path) -> dict | None:
+    """The study's committed artifact (``benchmarks/crp_oversplitting.py``): a dict with ``records`` (one per data set,
+    variant and seed), ``parameters``, ``commit``, ``hardware``, ``wall_time_s``; None when the file is absent.
+    Used in chapter 4, § Why it over-splits, and what stops it."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
