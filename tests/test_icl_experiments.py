@@ -177,3 +177,21 @@ def test_pool_size_summary_against_numpy():
     assert table[0]["n_runs"] == 2 and table[0]["n_diverged"] == 1
     assert table[0]["heldout_mean"] == 4.0 and np.isclose(table[0]["heldout_sd"], np.std([3.0, 5.0], ddof=1))
     assert np.isnan(table[1]["heldout_sd"]) and np.isnan(table[2]["pool_mean"])
+
+
+def test_command_line_runs_the_grid_and_keeps_the_training_command(tmp_path):
+    from ambridge.icl.__main__ import main
+
+    threads = str(torch.get_num_threads())
+    args = ["experiments", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"), "--pool-sizes", "3",
+            "--seeds", "1", "--steps", "2", "--validate-every", "1", "--val-sets", "2", "--val-chains", "4",
+            "--d-model", "8", "--n-heads", "2", "--n-layers", "1", "--dim-feedforward", "16", "--batch-size", "2",
+            "--langevin-steps", "2", "--threads", threads]
+    assert main(args) == 0
+    (row,) = read_manifest(tmp_path / "out")
+    record = json.loads((tmp_path / "out" / row["record"]).read_text())
+    assert row["run_id"] == "pool3-seed1" and record["command"].startswith("python -m ambridge.icl experiments --out")
+    assert record["commit"] and record["hardware"]
+    assert main(["--preset", "tiny", "--steps", "2", "--checkpoint-every", "1", "--threads", threads,
+                 "--out", str(tmp_path / "single")]) == 0  # the single-run command line still works
+    assert (tmp_path / "single" / "checkpoint.pt").is_file()
