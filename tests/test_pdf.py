@@ -6,13 +6,14 @@ not be had here: ``tests/pdf/tex.py`` said why) they are skipped too, except und
 must produce the PDF. The PDF is read with poppler's ``pdftotext`` and ``pdfimages``, which the target installs
 with TeX.
 
-Each check compares the PDF with the sources, not with numbers typed here: the chapter titles and section headings
-come from ``_toc.yml`` and the chapters' MyST sources, the figure count from the executed notebooks' image outputs,
-the numbered results from the ``{prf:...}`` blocks in the sources.
+Each check compares the PDF with the sources, not with numbers typed here: the chapters come from ``_toc.yml``, their
+titles, section headings and numbered results (``{prf:...}`` blocks) from the executed notebooks' markdown cells
+(what the book renders), the figure count from the notebooks' image outputs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -25,17 +26,22 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PDF_ENV = "AMBRIDGE_PDF"
-PROOF_BLOCK = re.compile(r"^```\{prf:(definition|theorem|proposition|lemma|corollary)\}\s*(.*?)\s*$", re.M)
+_spec = importlib.util.spec_from_file_location("tex", ROOT / "tests" / "pdf" / "tex.py")
+tex = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tex)
+
+PDF, WHY, MUST_FAIL = tex.pdf_to_test(os.environ, ROOT)
+if PDF is None:  # make test sets no AMBRIDGE_PDF: one line, and the module is skipped
+    if MUST_FAIL:
+        pytest.fail(f"{WHY} (CI=true: make pdf must build the PDF)", pytrace=False)
+    pytest.skip(WHY, allow_module_level=True)
+
+PROOF_BLOCK = re.compile(r"^(?:```|:::)\{prf:(definition|theorem|proposition|lemma|corollary)\}\s*(.*?)\s*$", re.M)
 HEADING = re.compile(r"^(#{1,2}) (.+?)\s*$", re.M)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 def _unavailable(why: str):
-    if _in_ci():
+    if tex.in_ci(os.environ):
         pytest.fail(f"{why} (CI=true: make pdf must build the PDF)")
     pytest.skip(why)
 
@@ -69,12 +75,16 @@ def plain(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def headings(md: Path) -> list[str]:
-    """The chapter's title and its section headings (``#`` and ``##``) as the book renders them: from the markdown
-    cells of the executed notebook (the ``.md`` may be ahead of it while a chapter is being edited)."""
+def rendered_markdown(md: Path) -> str:
+    """The chapter's markdown as the book renders it: the markdown cells of the executed notebook (the ``.md`` may
+    be ahead of it while a chapter is being edited)."""
     nb = json.loads(md.with_suffix(".ipynb").read_text())
-    source = "\n".join("".join(cell["source"]) for cell in nb["cells"] if cell["cell_type"] == "markdown")
-    source = re.sub(r"```.*?```", "", source, flags=re.S)  # no headings from inside fenced blocks
+    return "\n".join("".join(cell["source"]) for cell in nb["cells"] if cell["cell_type"] == "markdown")
+
+
+def headings(md: Path) -> list[str]:
+    """The chapter's title and its section headings (``#`` and ``##``), outside fenced blocks."""
+    source = re.sub(r"```.*?```", "", rendered_markdown(md), flags=re.S)
     return [plain(title) for _, title in HEADING.findall(source)]
 
 
@@ -94,20 +104,9 @@ def notebook_images(ipynb: Path) -> int:
     )
 
 
-def pdf_path() -> Path:
-    """The PDF that ``AMBRIDGE_PDF`` names, or a skip (a failure under ``CI=true``) saying in one line why not."""
-    named = os.environ.get(PDF_ENV)
-    if not named:
-        pytest.skip(f"set {PDF_ENV} to the built PDF (make pdf does)")
-    path = (ROOT / named).resolve()
-    if not path.is_file():
-        _unavailable(f"no PDF at {named}: make pdf could not build it here (its first line says why)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def pdf() -> Path:
-    return pdf_path()
+    return PDF
 
 
 def _poppler(tool: str) -> str:
@@ -174,7 +173,7 @@ def test_equations_are_set_in_a_math_font(raw_text):
 
 
 def test_numbered_results_are_numbered_and_every_reference_resolves(text):
-    blocks = [(kind, title) for md in toc_chapters() for kind, title in PROOF_BLOCK.findall(md.read_text())]
+    blocks = [(kind, title) for md in toc_chapters() for kind, title in PROOF_BLOCK.findall(rendered_markdown(md))]
     assert blocks, "no numbered results in the chapters"
     for number, (kind, title) in enumerate(blocks, start=1):  # one counter for all kinds (_config.yml)
         assert f"{kind.title()} {number} ({plain(title)})" in text, f"{kind} {number} ({title}) not in the PDF"

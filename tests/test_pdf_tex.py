@@ -14,9 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("tex", ROOT / "tests" / "pdf" / "tex.py")
 tex = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tex)
-spec = importlib.util.spec_from_file_location("test_pdf_module", ROOT / "tests" / "test_pdf.py")
-test_pdf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(test_pdf)
 
 
 def fake_path(tmp_path: Path, programs: dict[str, str]) -> str:
@@ -85,29 +82,27 @@ def test_ready_means_nothing_is_installed(tmp_path, monkeypatch):
 
 def test_os_release_reads_quoted_values(tmp_path):
     release = tmp_path / "os-release"
-    release.write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n# a comment\nID_LIKE="ubuntu debian"\n')
+    release.write_text(
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n# a comment\nID_LIKE="ubuntu debian"\n'
+    )
     assert tex.os_release(release) == {
         "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)", "ID": "debian", "ID_LIKE": "ubuntu debian",
     }
     assert tex.os_release(tmp_path / "absent") == {}
 
 
-def test_the_pdf_test_skips_in_one_line_without_a_pdf(monkeypatch, tmp_path):
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("AMBRIDGE_PDF", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="make pdf does"):
-        test_pdf.pdf_path()
-    monkeypatch.setenv("AMBRIDGE_PDF", str(tmp_path / "absent.pdf"))
-    with pytest.raises(pytest.skip.Exception, match="could not build it here") as skipped:
-        test_pdf.pdf_path()
-    assert "\n" not in str(skipped.value)
+def test_the_pdf_test_skips_in_one_line_without_a_pdf(tmp_path):
+    path, why, must_fail = tex.pdf_to_test({}, tmp_path)
+    assert path is None and not must_fail and "make pdf does" in why and "\n" not in why
+    path, why, must_fail = tex.pdf_to_test({"AMBRIDGE_PDF": "absent.pdf"}, tmp_path)
+    assert path is None and not must_fail and "could not build it here" in why and "\n" not in why
 
 
-def test_under_ci_a_missing_pdf_fails(monkeypatch, tmp_path):
-    monkeypatch.setenv("CI", "true")
-    monkeypatch.setenv("AMBRIDGE_PDF", str(tmp_path / "absent.pdf"))
-    with pytest.raises(pytest.fail.Exception, match="CI=true"):
-        test_pdf.pdf_path()
-    monkeypatch.delenv("AMBRIDGE_PDF")  # make pdf was not asked for: a skip even in CI
-    with pytest.raises(pytest.skip.Exception):
-        test_pdf.pdf_path()
+def test_under_ci_a_missing_pdf_fails_only_when_make_pdf_was_asked_for(tmp_path):
+    assert tex.pdf_to_test({"AMBRIDGE_PDF": "absent.pdf", "CI": "true"}, tmp_path)[2] is True
+    assert tex.pdf_to_test({"CI": "true"}, tmp_path)[2] is False  # make test: no AMBRIDGE_PDF
+
+
+def test_a_built_pdf_is_tested(tmp_path):
+    (tmp_path / "book.pdf").write_bytes(b"%PDF-1.5")
+    assert tex.pdf_to_test({"AMBRIDGE_PDF": "book.pdf", "CI": "true"}, tmp_path) == (tmp_path / "book.pdf", "", False)

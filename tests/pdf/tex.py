@@ -35,6 +35,7 @@ DEBIAN_PACKAGES = {
 }
 PROGRAMS = ("latexmk", "xelatex", "pdftotext")
 FONTS = ("FreeSerif", "DejaVu Sans Mono")
+PDF_ENV = "AMBRIDGE_PDF"
 HOW_ELSEWHERE = "install TeX Live (macOS: MacTeX; Windows: TeX Live or MiKTeX) and GNU FreeFont"
 
 
@@ -98,6 +99,22 @@ def install(path: str | None = None) -> tuple[bool, str]:
             return False, f"`{' '.join(sudo + command)}` failed"
     still = missing(path)
     return (not still), (f"still missing after apt-get: {', '.join(still)}" if still else "")
+
+
+def in_ci(environ) -> bool:
+    return environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def pdf_to_test(environ, root: Path) -> tuple[Path | None, str, bool]:
+    """For tests/test_pdf.py: the PDF that ``AMBRIDGE_PDF`` names (``make pdf`` sets it), or None, one line saying
+    why not, and whether that is a failure (``make pdf`` was asked for under ``CI=true`` and built nothing)."""
+    named = environ.get(PDF_ENV)
+    if not named:
+        return None, f"set {PDF_ENV} to the built PDF (make pdf does)", False
+    path = (root / named).resolve()
+    if not path.is_file():
+        return None, f"no PDF at {named}: make pdf could not build it here (its first line says why)", in_ci(environ)
+    return path, "", False
 
 
 def main(argv: list[str]) -> int:
