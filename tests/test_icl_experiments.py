@@ -12,7 +12,9 @@ import torch
 
 from ambridge.icl import MixtureStream, MixtureTask, ModelConfig, TrainConfig
 from ambridge.icl.experiments import (Grid, choose_export, load_run, read_manifest, read_validation, run_grid,
-                                      pool_size_summary, run_id, smoothed, train_run, validation_sets)
+                                      pool_size_summary, run_id, run_pool, smoothed, train_run, validation_errors,
+                                      validation_sets)
+from ambridge.icl.train import Trainer
 from ambridge.store import CorruptStore
 
 TINY = TrainConfig(model=ModelConfig(d_model=8, n_heads=2, n_layers=1, dim_feedforward=16), batch_size=2,
@@ -195,3 +197,16 @@ def test_command_line_runs_the_grid_and_keeps_the_training_command(tmp_path):
     assert main(["--preset", "tiny", "--steps", "2", "--checkpoint-every", "1", "--threads", threads,
                  "--out", str(tmp_path / "single")]) == 0  # the single-run command line still works
     assert (tmp_path / "single" / "checkpoint.pt").is_file()
+
+
+def test_run_pool_is_the_trainers_pool_and_validation_errors_reproduce_the_history(tmp_path):
+    config = GRID.configs()[0]
+    assert torch.equal(run_pool(config), Trainer(config).stream.pool)
+    assert run_pool(GRID.configs()[1]) is None
+    (row, _) = run_grid(GRID, tmp_path, tmp_path / "w", log=_quiet)
+    model, _ = load_run(row, tmp_path)
+    again = validation_errors(model, config, GRID, validation_sets(config, run_pool(config), GRID.n_val_sets))
+    hist = read_validation(row, tmp_path)
+    at = list(hist["step"]).index(row["export_step"])
+    expected = {f"{k}_error": pytest.approx(hist[f"{k}_error"][at], abs=1e-5) for k in ("select", "heldout", "pool")}
+    assert again == expected

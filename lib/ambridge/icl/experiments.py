@@ -49,10 +49,9 @@ from .evaluate import error_vs_context
 from .model import EnergyTransformer, ModelConfig
 from .train import TrainConfig, Trainer, TrainingDiverged, load_model
 
-__all__ = ["QUICK_MODEL", "Grid", "run_id", "run_key", "validation_sets", "choose_export", "smoothed",
-           "train_run", "run_grid", "read_manifest", "load_run", "read_validation", "pool_size_summary",
-           "VALIDATION_FIELDS",
-           "MANIFEST_FIELDS"]
+__all__ = ["QUICK_MODEL", "Grid", "run_id", "run_key", "validation_sets", "run_pool", "validation_errors",
+           "choose_export", "smoothed", "train_run", "run_grid", "read_manifest", "load_run", "read_validation",
+           "pool_size_summary", "VALIDATION_FIELDS", "MANIFEST_FIELDS"]
 
 #: The chapter's quick model: 2 layers, d_model 32, 4 heads, feed-forward 128 (25 537 parameters).
 QUICK_MODEL = ModelConfig(d_model=32, n_heads=4, n_layers=2, dim_feedforward=128)
@@ -164,18 +163,28 @@ def choose_export(steps, errors, window: int) -> int:
     return int(steps[int(np.argmin(s))])
 
 
-def _validate(trainer: Trainer, sets: dict, grid: Grid) -> dict:
-    c = trainer.config
+def run_pool(config: TrainConfig) -> torch.Tensor | None:
+    """The pool of mixture means (pool_size, K, D) a run of ``config`` trains on (None for pool 0): the
+    :class:`~ambridge.icl.train.Trainer` draws it from a stream seeded ``config.seed + 1``. With
+    :func:`validation_sets` it lets any model be scored on another run's pool (the control for the pool error)."""
+    if not config.pool_size:
+        return None
+    return MixtureStream(config.task, seed=config.seed + 1, pool_size=config.pool_size).pool
+
+
+def validation_errors(model: EnergyTransformer, config: TrainConfig, grid: Grid, sets: dict) -> dict:
+    """``{"select_error", "heldout_error", "pool_error"}`` of ``model`` on :func:`validation_sets` ``sets``, sampled
+    with ``config``'s Langevin settings: the grid's validation (NaN for a missing set)."""
     out = {}
+    device = next(model.parameters()).device
     for name in SETS:
         s = sets[name]
         if s is None:
             out[f"{name}_error"] = float("nan")
             continue
-        dev = trainer.device
-        err = error_vs_context(trainer.model, s["points"].to(dev), s["means"].to(dev), [grid.val_n],
-                               n_chains=grid.n_val_chains, box=c.task.box, n_steps=c.langevin_steps,
-                               step_size=c.step_size, noise_std=c.noise_std,
+        err = error_vs_context(model, s["points"].to(device), s["means"].to(device), [grid.val_n],
+                               n_chains=grid.n_val_chains, box=config.task.box, n_steps=config.langevin_steps,
+                               step_size=config.step_size, noise_std=config.noise_std,
                                generator=torch.Generator().manual_seed(50_000))["error"][0]
         out[f"{name}_error"] = round(float(err), 5)
     return out
@@ -238,7 +247,7 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
             return
         _save_weights(tr.model, tr.config, tr.step, folder / f"weights-{tr.step}.pt")
         previous = max((r["step"] for r in history if r["step"] < tr.step), default=0)
-        row = {"key": f"step={tr.step}", "step": tr.step, **_validate(tr, sets, grid),
+        row = {"key": f"step={tr.step}", "step": tr.step, **validation_errors(tr.model, tr.config, grid, sets),
                **_interval_means(tr.log, previous, tr.step), "wall_s": round(tr.wall_s, 2)}
         history.append(row)
         log(f"{rid} step {tr.step}: select {row['select_error']:.3f} heldout {row['heldout_error']:.3f} "
