@@ -208,7 +208,7 @@ def test_isotropy_gaps_against_the_covariances_they_summarise():
 
 
 def test_run_variant_and_the_summaries():
-    from ambridge.memories.oversplitting import VARIANTS, memory_ratio, run_variant, summary_rows
+    from ambridge.memories.oversplitting import VARIANTS, median_score, memory_ratio, run_variant, summary_rows
 
     x = _blobs(n_per=15, seed=9)
     y = np.repeat(np.arange(4), 15)
@@ -222,5 +222,6 @@ def test_run_variant_and_the_summaries():
     assert len(rows) == 1 and rows[0][:2] == ("toy", 4) and len(rows[0]) == 2 + len(VARIANTS) and rows[0][3] == "–"
     want = records[1]["memories"] / records[0]["memories"]
     assert memory_ratio(records, "diag", ["toy"]) == pytest.approx(want)
+    assert median_score(records, "toy", "diag") == records[1]["ari"] and math.isnan(median_score(records, "toy", "merge"))
     with pytest.raises(ValueError, match="name"):
         run_variant("full", x, y, 0)

@@ -29,7 +29,7 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from .clamcrp import VARIANCE_GRID, CLAMCRP
 
 __all__ = ["VARIANTS", "HELDOUT_ALPHAS", "HELDOUT_FRACTION", "isotropy_gaps", "heldout_choice", "run_variant",
-           "summary_rows", "memory_ratio", "load_study"]
+           "summary_rows", "memory_ratio", "median_score", "load_study"]
 
 #: Variant name -> CLAMCRP keyword arguments (``held-out`` chooses α and σ² first, see :func:`heldout_choice`).
 VARIANTS: dict[str, dict] = {
@@ -148,6 +148,13 @@ def memory_ratio(records: list[dict], variant: str, datasets, *, base: str = "de
         if mem[variant] and mem[base]:
             ratios.append(float(np.median(mem[variant]) / np.median(mem[base])))
     return float(np.median(ratios)) if ratios else float("nan")
+
+
+def median_score(records: list[dict], dataset: str, variant: str, field: str = "ari") -> float:
+    """The median over seeds of ``field`` for one data set and variant of the study (NaN when none ran).
+    Used in chapter 4, § Why it over-splits, and what stops it (its ledger rows)."""
+    vals = [r[field] for r in records if r["dataset"] == dataset and r["variant"] == variant]
+    return float(np.median(vals)) if vals else float("nan")
 
 
 def load_study(path) -> dict | None:
