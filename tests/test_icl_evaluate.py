@@ -11,8 +11,9 @@ import torch
 
 from ambridge.energies import gaussian_mixture_nll
 from ambridge.icl import MixtureStream, MixtureTask, uniform_init
-from ambridge.icl.evaluate import (METHODS, noise_for_temperature, sample_given, sampler_temperature,
-                                   samples_at_context_sizes, score_baselines, score_model)
+from ambridge.icl.evaluate import (METHODS, band_over_runs, mean_band, noise_for_temperature, sample_given,
+                                   sampler_temperature, samples_at_context_sizes, score_baselines, score_model,
+                                   scores_at)
 
 STD = 0.33
 
@@ -99,3 +100,18 @@ def test_baseline_scores():
     assert np.isnan(out[("truth", "unit")]["paired"]).all()
     assert out[("truth", "unit")]["nearest"].mean() == pytest.approx(STD * math.sqrt(math.pi / 2), rel=0.2)
     assert out[("em", "unit")]["coverage"][-1].min() == 1.0  # 30 points, K known: EM finds the three components
+
+
+def test_bands_and_summaries():
+    values = np.array([[1.0, 2.0, 3.0, np.nan], [np.nan] * 4])
+    mean, low, high = mean_band(values)
+    assert mean[0] == pytest.approx(2.0) and np.isnan(mean[1])
+    assert high[0] - mean[0] == pytest.approx(1.0 / math.sqrt(3))  # sd 1 over 3 values
+    assert scores_at({"a": values, "b": values * 2}, [0, 5], 0) == {"a": 2.0, "b": 4.0}
+    assert scores_at({"a": values}, [0, 5], 5) == {}
+    runs = [{"m": np.array([[1.0, 3.0], [2.0, 2.0]])}, {"m": np.array([[3.0, 5.0], [2.0, 2.0]])}]
+    mean, low, high = band_over_runs(runs, "m")
+    np.testing.assert_allclose(mean, [3.0, 2.0])
+    np.testing.assert_allclose(high - mean, [np.std([2.0, 4.0], ddof=1) / math.sqrt(2), 0.0])
+    with pytest.raises(ValueError):
+        band_over_runs([], "m")

@@ -23,7 +23,7 @@ from .sampler import langevin_candidates, uniform_init
 
 __all__ = ["energy_landscape", "sample_given", "nearest_mean_distance", "true_mixture_descent", "error_vs_context",
            "sampler_temperature", "noise_for_temperature", "samples_at_context_sizes", "score_model",
-           "score_baselines", "METHODS"]
+           "score_baselines", "METHODS", "mean_band", "scores_at", "band_over_runs"]
 
 
 def energy_landscape(model: EnergyTransformer, context: torch.Tensor, device: str | torch.device = "cpu"):
@@ -173,3 +173,38 @@ def score_baselines(points: torch.Tensor, means: torch.Tensor, std: float, ns, i
             out[(method, "train")].append(score_samples(low, means, std, radius=radius, reference=reference))
             out[(method, "unit")].append({**score_samples(unit, means, std, radius=radius), "paired": np.full(b, np.nan)})
     return {pair: _stack(per_n) for pair, per_n in out.items()}
+
+
+def mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over the last axis (the held-out datasets; NaN entries ignored) and the band ± one standard error of
+    that mean: (..., B) → three (...) arrays (all NaN where every entry is). Used in chapter 2, § What a
+    statistician would fit."""
+    v = np.asarray(values, dtype=float)
+    count = np.isfinite(v).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(v, -1) / count
+        sd = np.sqrt(np.nansum((v - mean[..., None]) ** 2, -1) / np.maximum(count - 1, 1))
+        se = np.where(count > 1, sd / np.sqrt(count), 0.0)
+    mean = np.where(count > 0, mean, np.nan)
+    return mean, mean - se, mean + se
+
+
+def scores_at(scores: dict[str, np.ndarray], ns, n: int, digits: int = 2) -> dict[str, float]:
+    """Each metric's mean over the datasets at context size ``n`` (a member of ``ns``), rounded; metrics that are
+    NaN there (no fit, no pairing) are left out. Used in chapter 2, § What a statistician would fit."""
+    i = list(ns).index(n)
+    out = {}
+    for metric, values in scores.items():
+        mean = mean_band(values[i])[0]
+        if np.isfinite(mean):
+            out[metric] = round(float(mean), digits)
+    return out
+
+
+def band_over_runs(runs: list[dict[str, np.ndarray]], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Several trained models' scores (from :func:`score_model`, each {metric: (len(ns), B)}) → the mean over runs
+    of each run's mean over datasets, ± one standard error over runs: three (len(ns),) arrays. Used in chapter 2,
+    § Several seeds and task diversity."""
+    if not runs:
+        raise ValueError("no runs to summarise")
+    return mean_band(np.stack([np.nanmean(r[metric], axis=-1) for r in runs], axis=-1))
