@@ -4,10 +4,15 @@ A transformer with frozen weights reads a dataset x_1, …, x_N and outputs the 
 the points before it: the landscape adapts to the data in its context.
 
 - :mod:`ambridge.icl.data` — the distribution over datasets (2-D Gaussian mixtures) and held-out sets;
-- :mod:`ambridge.icl.model` — the causal energy transformer and its masked candidate pass;
-- :mod:`ambridge.icl.sampler` — the vectorised Langevin sampler (one masked pass per step);
+- :mod:`ambridge.icl.model` — the causal energy transformer and its candidate pass;
+- :mod:`ambridge.icl.layers` — its layers written out: the real tokens once, causally; candidates against their
+  cached keys and values;
+- :mod:`ambridge.icl.sampler` — the vectorised Langevin sampler (one pass of the candidates per step);
 - :mod:`ambridge.icl.train` — contrastive-divergence training with exact resume and divergence detection;
+- :mod:`ambridge.icl.experiments` — the task-diversity (pool size) × seed training grid and its readers;
 - :mod:`ambridge.icl.evaluate` — landscapes, samples and errors of a frozen model given a context;
+- :mod:`ambridge.icl.metrics`, :mod:`ambridge.icl.baselines` — the metrics of chapter 2 and the in-context
+  baselines (KDE, EM) they are compared with;
 - :mod:`ambridge.icl.checkpoints` — the committed checkpoints chapter 2 evaluates;
 - ``python -m ambridge.icl`` — the training command line (:mod:`ambridge.icl.__main__`).
 """
