@@ -22,6 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
+from browsers import os_release  # noqa: E402  (one reader of /etc/os-release for both installers)
+
 # The Debian/Ubuntu packages (same names on both) and, for each, one file the build reads from it: found means
 # the package (or another TeX distribution's equivalent) is there.
 DEBIAN_PACKAGES = {
@@ -40,14 +43,6 @@ PDF_ENV = "AMBRIDGE_PDF"
 HOW_ELSEWHERE = "install TeX Live (macOS: MacTeX; Windows: TeX Live or MiKTeX) and GNU FreeFont"
 
 
-def os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
-    """The ``KEY=value`` pairs of an os-release file (empty where there is none: macOS, Windows)."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return {}
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-    return {key.strip(): value.strip().strip("\"'") for key, value in pairs}
 
 
 def _has_file(name: str, path: str | None) -> bool:
