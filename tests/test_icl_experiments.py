@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ambridge.icl import MixtureStream, MixtureTask, ModelConfig, TrainConfig
-from ambridge.icl.experiments import (Grid, choose_export, load_run, read_manifest, read_validation, run_grid,
+from ambridge.icl.experiments import (Grid, choose_export, load_run, plateau_step, read_manifest, read_validation,
+                                      run_grid,
                                       pool_size_summary, run_id, run_pool, smoothed, train_run, validation_errors,
                                       validation_sets)
 from ambridge.icl.train import Trainer
@@ -83,7 +84,7 @@ def test_export_rule_prefers_a_good_stretch_to_a_single_lucky_validation():
 # ------------------------------------------------------------------------------------------------ the driver
 def test_grid_runs_then_skips_finished_runs(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
-    first = run_grid(GRID, out, work, log=_quiet)
+    first = run_grid(GRID, out, work, log=_quiet, wall_time_note="shared machine, under load")
     assert [r["run_id"] for r in first] == ["pool3-seed0", "fresh-seed0"]
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     lines = []
@@ -210,3 +211,43 @@ def test_run_pool_is_the_trainers_pool_and_validation_errors_reproduce_the_histo
     at = list(hist["step"]).index(row["export_step"])
     expected = {f"{k}_error": pytest.approx(hist[f"{k}_error"][at], abs=1e-5) for k in ("select", "heldout", "pool")}
     assert again == expected
+
+
+# ------------------------------------------------------------------------------------------- plateau and budget
+def test_plateau_step_waits_for_patience_validations_without_improvement():
+    steps = [0, 10, 20, 30, 40, 50, 60]
+    falling = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0]
+    assert all(plateau_step(steps[:k], falling[:k], 1, 2) is None for k in range(1, 8))
+    flat = [9.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0]  # best at step 10
+    assert plateau_step(steps[:4], flat[:4], 1, 2) is None  # two validations after the best: not yet
+    assert plateau_step(steps[:5], flat[:5], 1, 2) == 40  # the third without improvement ends the run
+    assert plateau_step(steps, flat, 1, 0) is None  # patience 0: never
+
+
+def test_plateau_ends_a_run_and_its_record_says_so(tmp_path):
+    grid = Grid(base=TINY, pool_sizes=(0,), seeds=(0,), n_steps=40, validate_every=2, n_val_sets=2, n_val_chains=4,
+                smooth_window=1)
+    row = run_grid(grid, tmp_path / "out", tmp_path / "work", log=_quiet, patience=1)[0]
+    hist = read_validation(row, tmp_path / "out")
+    best = int(np.argmin(hist["select_error"]))
+    if row["status"].startswith("plateau"):  # a tiny model on 2 sets plateaus early; the rule is checked exactly
+        assert row["final_step"] < 40 and len(hist["step"]) - 1 - best == 2
+        assert row["status"] == f"plateau at step {row['final_step']}: the smoothed select error did not improve " \
+                                 "in the last 1 validations"
+    else:  # it kept improving to the end
+        assert row["final_step"] == 40 and best >= len(hist["step"]) - 2
+
+
+def test_a_run_stopped_by_the_time_budget_resumes_to_the_same_weights(tmp_path):
+    grid = Grid(base=TINY, pool_sizes=(0,), seeds=(0,), n_steps=6, validate_every=2, n_val_sets=2, n_val_chains=4)
+    straight = run_grid(grid, tmp_path / "a", tmp_path / "wa", log=_quiet)[0]
+    cut = run_grid(grid, tmp_path / "b", tmp_path / "wb", log=_quiet, time_budget_s=0.0)[0]  # one step, then stop
+    assert cut["status"] == "stopped at the time budget at step 1" and cut["final_step"] == 1
+    resumed = run_grid(grid, tmp_path / "b", tmp_path / "wb", log=_quiet)[0]  # not skipped: resumed
+    assert resumed["status"] == "finished" and resumed["final_step"] == 6
+    assert read_manifest(tmp_path / "b")[0]["status"] == "finished"
+    # the trajectory is the uninterrupted one (the export may differ: the cut added a validation at step 1)
+    a = torch.load(next((tmp_path / "wa").glob("fresh-seed0-*")) / "state.pt", weights_only=False)["model"]
+    b = torch.load(next((tmp_path / "wb").glob("fresh-seed0-*")) / "state.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert 1 in read_validation(resumed, tmp_path / "b")["step"]

@@ -28,6 +28,7 @@ __all__ = [
     "select_device",
     "hardware_summary",
     "Stopwatch",
+    "CapturedCall",
 ]
 
 #: Names that moved to :mod:`ambridge.book.records`; kept importable from here for one release.
@@ -110,3 +111,49 @@ class Stopwatch:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.seconds = time.perf_counter() - self._start
+
+
+class CapturedCall:
+    """A tensor function replayed from a CUDA graph: ``step = CapturedCall(fn, *example_inputs)``, then
+    ``outputs = step(*inputs)``.
+
+    A small model's step on a GPU is launch-bound: hundreds of kernels of microseconds each, with Python between
+    them. A CUDA graph records those launches once and replays them with one call. ``fn`` must be a pure function of
+    its tensor inputs and of state that lives in place (a model's parameters, updated in place by an optimizer): it
+    may not read a tensor back to the host, copy from the host, draw from a device random generator or branch on
+    values. It is run ``warmup`` times on a side stream first (as PyTorch's recipe asks: lazy initialisation must not
+    happen under capture), then captured once.
+
+    Each call copies ``inputs`` into the graph's fixed input buffers (same shapes and dtypes as the examples; a
+    mismatch is an error, never a silent reshape), replays the graph and returns its fixed output tensors, which the
+    next call overwrites: clone what must outlive it.
+    """
+
+    def __init__(self, fn, *example_inputs: torch.Tensor, warmup: int = 2):
+        if not example_inputs or not all(isinstance(t, torch.Tensor) for t in example_inputs):
+            raise TypeError("CapturedCall needs at least one example input, every one a torch.Tensor")
+        device = example_inputs[0].device
+        if device.type != "cuda" or any(t.device != device for t in example_inputs):
+            raise ParameterError("example_inputs", [str(t.device) for t in example_inputs],
+                                 "must all be on one CUDA device: a CUDA graph records GPU work only")
+        self.static_inputs = tuple(t.detach().clone() for t in example_inputs)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(check_number("warmup", warmup, low=1, integer=True)):
+                fn(*self.static_inputs)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_outputs = fn(*self.static_inputs)
+
+    def __call__(self, *inputs: torch.Tensor):
+        if len(inputs) != len(self.static_inputs):
+            raise TypeError(f"expected {len(self.static_inputs)} inputs, got {len(inputs)}")
+        for i, (static, x) in enumerate(zip(self.static_inputs, inputs)):
+            if x.shape != static.shape or x.dtype != static.dtype:
+                raise ValueError(f"input {i} must have shape {tuple(static.shape)} and dtype {static.dtype} "
+                                 f"(those it was captured with), got {tuple(x.shape)} {x.dtype}")
+            static.copy_(x, non_blocking=True)
+        self.graph.replay()
+        return self.static_outputs

@@ -68,13 +68,22 @@ def experiments_main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--langevin-steps", type=int, default=7)
     ap.add_argument("--shard", default="0/1", help="i/n: train the runs whose index % n == i")
+    ap.add_argument("--step-size", type=float, default=3.16)
+    ap.add_argument("--patience", type=int, default=0,
+                    help="end a run at its validation plateau: no better smoothed select error in this many "
+                         "validations (0: train --steps)")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds of training per run in this call; a run stopped by it resumes next time")
+    ap.add_argument("--cuda-graph", action="store_true", help="replay each step from a CUDA graph (CUDA only)")
+    ap.add_argument("--note", default=None, help="the conditions of the timing, kept in each run record")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = ModelConfig(d_model=args.d_model, n_heads=args.n_heads, n_layers=args.n_layers,
                         dim_feedforward=args.dim_feedforward)
-    base = TrainConfig(model=model, batch_size=args.batch_size, langevin_steps=args.langevin_steps)
+    base = TrainConfig(model=model, batch_size=args.batch_size, langevin_steps=args.langevin_steps,
+                       step_size=args.step_size)
     grid = Grid(base=base, pool_sizes=tuple(args.pool_sizes), seeds=tuple(args.seeds), n_steps=args.steps,
                 validate_every=args.validate_every, n_val_sets=args.val_sets, n_val_chains=args.val_chains,
                 smooth_window=args.smooth_window)
@@ -85,7 +94,8 @@ def experiments_main(argv=None) -> int:
         return run_record(parameters, command=command, **kw)
 
     run_grid(grid, args.out, args.work, device=select_device(args.device), shard=(i, n), make_record=make_record,
-             log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+             log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True), patience=args.patience,
+             time_budget_s=args.time_budget, cuda_graph=args.cuda_graph, wall_time_note=args.note)
     return 0
 
 
@@ -125,6 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("--state", default=None, help="the full training state (default OUT/NAME-state.pt)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--progress", action="store_true", help="a progress bar on stderr")
+    ap.add_argument("--cuda-graph", action="store_true", help="replay each step from a CUDA graph (CUDA only)")
     ap.add_argument("--print-every", type=int, default=50)
     args = ap.parse_args(argv)
     if args.threads:
@@ -134,10 +145,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     state = Path(args.state) if args.state else out / f"{args.name}-state.pt"
     if args.resume:  # the checkpoint's config, but train up to --steps (which does not change the trajectory)
-        trainer = Trainer.resume(state, device)
+        trainer = Trainer.resume(state, device, cuda_graph=args.cuda_graph)
         trainer.config = trainer.config.with_(n_steps=args.steps)
     else:
-        trainer = Trainer(config_from_args(args), device, checkpoint_path=state)
+        trainer = Trainer(config_from_args(args), device, checkpoint_path=state, cuda_graph=args.cuda_graph)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     print(f"training on {device} ({hardware_summary(device)}): {n_params:,} parameters, "
           f"config {json.dumps(trainer.config.to_dict())}", flush=True)

@@ -50,7 +50,7 @@ from .model import EnergyTransformer, ModelConfig
 from .train import TrainConfig, Trainer, TrainingDiverged, load_model
 
 __all__ = ["QUICK_MODEL", "Grid", "run_id", "run_key", "validation_sets", "run_pool", "validation_errors",
-           "choose_export", "smoothed", "train_run", "run_grid", "read_manifest", "load_run", "read_validation",
+           "choose_export", "smoothed", "plateau_step", "train_run", "run_grid", "read_manifest", "load_run", "read_validation",
            "pool_size_summary", "VALIDATION_FIELDS", "MANIFEST_FIELDS"]
 
 #: The chapter's quick model: 2 layers, d_model 32, 4 heads, feed-forward 128 (25 537 parameters).
@@ -219,13 +219,36 @@ def _write_validation_csv(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Stop(Exception):
+    """Raised from a checkpoint callback to end a run early (a plateau); ``status`` says why."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+def plateau_step(steps, errors, window: int, patience: int) -> int | None:
+    """The step at which a run has reached its validation plateau: the last validation, once the lowest
+    :func:`smoothed` ``errors`` lies more than ``patience`` validations before it; None while it does not."""
+    if patience < 1 or len(steps) <= patience:
+        return None
+    best = int(np.argmin(smoothed(errors, window)))
+    return int(steps[-1]) if len(steps) - 1 - best > patience else None
+
+
 def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str | os.PathLike, *,
-              device: str | torch.device = "cpu", make_record=None, log=print) -> dict:
+              device: str | torch.device = "cpu", make_record=None, log=print, patience: int = 0,
+              time_budget_s: float | None = None, cuda_graph: bool = False, wall_time_note: str | None = None) -> dict:
     """Train (or resume) one run of the grid and write its artifacts to ``out``; returns its manifest row.
 
     ``work``: the folder for the resumable state (a subfolder per run, named by the run id and a hash of
     :func:`run_key`). ``make_record(parameters, wall_time_s=..., device=..., **results)`` builds the run record
     (the command line passes :func:`ambridge.book.records.run_record`); None writes the parameters and results only.
+    ``patience`` > 0 ends the run at its validation plateau (:func:`plateau_step`) instead of at ``n_steps``;
+    ``time_budget_s`` ends it after that much training in this call (status ``stopped at the time budget``: such
+    a run is not finished, and :func:`run_grid` resumes it). Neither changes the trajectory, so neither is part of
+    the run's key. ``cuda_graph``: replay each step from a CUDA graph (:class:`~ambridge.icl.train.Trainer`).
+    ``wall_time_note``: a sentence on the conditions of the timing, kept in the record.
     """
     out, rid, key = Path(out), run_id(config), run_key(config, grid)
     trajectory = run_key(config, grid, with_steps=False)
@@ -234,10 +257,10 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
     out.mkdir(parents=True, exist_ok=True)
     state = folder / "state.pt"
     if state.is_file():  # resume, possibly to a later n_steps (the trajectory does not depend on it)
-        trainer = Trainer.resume(state, device)
+        trainer = Trainer.resume(state, device, cuda_graph=cuda_graph)
         trainer.config = trainer.config.with_(n_steps=config.n_steps)
     else:
-        trainer = Trainer(config, device, checkpoint_path=state)
+        trainer = Trainer(config, device, checkpoint_path=state, cuda_graph=cuda_graph)
     history = RecordStore(folder / "validation.jsonl")
     sets = validation_sets(config, trainer.stream.pool, grid.n_val_sets)
     began = time.perf_counter()
@@ -253,16 +276,30 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
         log(f"{rid} step {tr.step}: select {row['select_error']:.3f} heldout {row['heldout_error']:.3f} "
             f"pool {row['pool_error']:.3f} loss {row['loss']:.4f} max|E| {row['max_abs_energy']:.1f} "
             f"({tr.wall_s:.0f} s)")
+        check_plateau(tr.step)
+
+    def check_plateau(step: int) -> None:
+        rows = sorted((r for r in history if r["step"] <= step), key=lambda r: r["step"])
+        at = plateau_step([r["step"] for r in rows], [r["select_error"] for r in rows], grid.smooth_window, patience)
+        if at is not None:
+            raise _Stop(f"plateau at step {at}: the smoothed select error did not improve in the last {patience} "
+                        f"validations")
 
     if f"step={trainer.step}" not in history:
         on_checkpoint(trainer)  # step 0 (the untrained model), or killed between a checkpoint and its validation
     status, diverged_at = "finished", None
     try:
-        trainer.train(progress=False, on_checkpoint=on_checkpoint)
+        check_plateau(trainer.step)  # a resumed run may have reached it already
+        trainer.train(progress=False, on_checkpoint=on_checkpoint, time_budget_s=time_budget_s)
+        if trainer.step < config.n_steps:
+            status = f"stopped at the time budget at step {trainer.step}"
     except TrainingDiverged as err:
         status, diverged_at = f"diverged at step {err.step + 1}: {err.reason}", err.step + 1
+    except _Stop as stop:
+        status = stop.status
+    if status != "finished":
         log(f"{rid}: {status}")
-    rows = sorted((r for r in history if r["step"] <= config.n_steps), key=lambda r: r["step"])  # never empty
+    rows = sorted((r for r in history if r["step"] <= trainer.step), key=lambda r: r["step"])  # never empty
     steps = [r["step"] for r in rows]
     export_step = choose_export(steps, [r["select_error"] for r in rows], grid.smooth_window)
     at = rows[steps.index(export_step)]
@@ -273,7 +310,7 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
                    export_rule=rule, heldout_error_at_export=at["heldout_error"],
                    pool_error_at_export=at["pool_error"], validation=grid.validation_spec(),
                    n_parameters=sum(p.numel() for p in trainer.model.parameters()),
-                   wall_time_note="shared machine, under load (2 cores shared by several agents); training only",
+                   **({"wall_time_note": wall_time_note} if wall_time_note else {}),
                    driver_wall_s_this_session=round(time.perf_counter() - began, 1))
     parameters = config.to_dict()
     record = (make_record(parameters, wall_time_s=trainer.wall_s, device=trainer.device, **results)
@@ -292,9 +329,11 @@ def train_run(config: TrainConfig, grid: Grid, out: str | os.PathLike, work: str
 
 
 def run_grid(grid: Grid, out: str | os.PathLike, work: str | os.PathLike, *, device: str | torch.device = "cpu",
-             shard: tuple[int, int] = (0, 1), make_record=None, log=print) -> list[dict]:
-    """Train every run of ``grid`` not yet in ``out/manifest.jsonl`` (those of shard i of n: run index % n == i),
-    appending each finished run's row; returns the rows written now. Two shards may share one manifest."""
+             shard: tuple[int, int] = (0, 1), make_record=None, log=print, **run_options) -> list[dict]:
+    """Train every run of ``grid`` not yet finished in ``out/manifest.jsonl`` (those of shard i of n: run index
+    % n == i), appending each run's row; returns the rows written now. Two shards may share one manifest. A run
+    whose newest row says it stopped at the time budget is resumed. ``run_options`` go to :func:`train_run`
+    (``patience``, ``time_budget_s``, ``cuda_graph``, ``wall_time_note``)."""
     i, n = shard
     if not 0 <= i < n:
         raise checks.ParameterError("shard", shard, "(i, n) with 0 <= i < n")
@@ -304,11 +343,12 @@ def run_grid(grid: Grid, out: str | os.PathLike, work: str | os.PathLike, *, dev
         key = run_key(config, grid)
         if index % n != i:
             continue
-        if key in manifest:
-            log(f"{run_id(config)}: finished already, skipped")
+        done = manifest.get(key)
+        if done is not None and not str(done["status"]).startswith("stopped at the time budget"):
+            log(f"{run_id(config)}: {done['status']} already, skipped")
             continue
         written.append(manifest.append(train_run(config, grid, out, work, device=device, make_record=make_record,
-                                                 log=log)))
+                                                 log=log, **run_options)))
     return written
 
 

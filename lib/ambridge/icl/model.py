@@ -86,6 +86,12 @@ class EnergyTransformer(nn.Module):
         x = checks.points("x", x, dim=self.config.dim, min_ndim=3)
         return self.readout(causal_pass(self.encoder, self.embed(x))[0]).squeeze(-1)
 
+    def energies_and_cache(self, context: torch.Tensor) -> tuple[torch.Tensor, KeysValues]:
+        """One causal pass of the real sequence ``context`` (B, N, D) (unchecked) → (its energies (B, N), the
+        :meth:`context_cache`): what :meth:`candidate_energies` does before it scores the candidates."""
+        h, cache = causal_pass(self.encoder, self.embed(context))
+        return self.readout(h).squeeze(-1), cache
+
     def context_cache(self, context: torch.Tensor) -> KeysValues:
         """Every layer's keys and values of the real sequence ``context`` (B, N, D), for :meth:`cached_energies`.
         A sampler computes them once: they do not change while only the candidates move."""
@@ -112,9 +118,9 @@ class EnergyTransformer(nn.Module):
             raise ValueError(f"`positions` must have shape ({candidates.shape[1]},), got {tuple(positions.shape)}")
         if bool((positions < 0).any()) or bool((positions > n).any()):
             raise ValueError(f"`positions` must lie in [0, {n}]")
-        h, cache = causal_pass(self.encoder, self.embed(context))
+        energies, cache = self.energies_and_cache(context)
         blocked = prefix_blocked(n, positions.to(context.device))
-        return self.readout(h).squeeze(-1), self.cached_energies(cache, candidates, blocked)
+        return energies, self.cached_energies(cache, candidates, blocked)
 
     @torch.no_grad()
     def energy_given(self, context: torch.Tensor, points: torch.Tensor, *, chunk: int = 1024) -> torch.Tensor:

@@ -29,7 +29,8 @@ from .. import checks
 from .layers import prefix_blocked
 from .model import EnergyTransformer
 
-__all__ = ["LangevinRun", "uniform_init", "langevin_candidates", "negative_positions", "langevin_negatives"]
+__all__ = ["LangevinRun", "uniform_init", "langevin_candidates", "run_chains", "negative_positions",
+           "langevin_negatives"]
 
 
 class LangevinRun(NamedTuple):
@@ -46,7 +47,8 @@ def uniform_init(shape, box: float, *, generator: torch.Generator | None = None,
 def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    # No cast cache: a CUDA graph capture must not keep cast weights alive across calls (same values either way).
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=False)
 
 
 def langevin_candidates(
@@ -91,10 +93,23 @@ def langevin_candidates(
     if positions.shape != (x.shape[1],) or bool((positions < 0).any()) or bool((positions > n).any()):
         raise ValueError(f"`positions` must have shape ({x.shape[1]},) and lie in [0, {n}]")
     blocked = prefix_blocked(n, positions.to(device))  # built once for all steps
+    return run_chains(model, context, x, blocked, noise, step_size=step_size, noise_std=noise_std, box=box,
+                      autocast_dtype=autocast_dtype, record=record)
+
+
+def run_chains(model: EnergyTransformer, context: torch.Tensor, x: torch.Tensor, blocked: torch.Tensor,
+               noise: torch.Tensor, *, step_size: float, noise_std: float, box: float | None = None,
+               autocast_dtype: torch.dtype | None = None, record: bool = False) -> LangevinRun:
+    """The Langevin loop of :func:`langevin_candidates` without its checks: ``context`` (B, N, D), chains ``x``
+    (B, M, D), ``blocked`` (M, N) from :func:`~ambridge.icl.layers.prefix_blocked` and standard-normal ``noise``
+    (T, B, M, D), all on one device. It reads no tensor back to the host and copies nothing to the device, so it
+    can be captured in a CUDA graph (:class:`ambridge.runtime.CapturedCall`)."""
+    device = context.device
     with torch.no_grad(), _autocast(device, autocast_dtype):
-        cache = model.context_cache(context)  # the real tokens: fixed while the chains move
+        cache = model.context_cache(context.detach())  # the real tokens: fixed while the chains move
+    x = x.detach()
     path = [x] if record else None
-    for t in range(n_steps):
+    for t in range(noise.shape[0]):
         x = x.detach().requires_grad_(True)
         with torch.enable_grad(), _autocast(device, autocast_dtype):
             energy = model.cached_energies(cache, x, blocked)

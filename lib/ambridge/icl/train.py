@@ -28,14 +28,17 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..runtime import CapturedCall
 from .data import MixtureStream, MixtureTask
+from .layers import prefix_blocked
 from .model import EnergyTransformer, ModelConfig
-from .sampler import langevin_negatives, negative_positions
+from .sampler import _autocast, negative_positions, run_chains, uniform_init
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "contrastive_divergence_loss", "load_model",
-           "LOG_FIELDS"]
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "contrastive_divergence_loss", "step_gradients",
+           "load_model", "LOG_FIELDS", "STAT_FIELDS"]
 
 LOG_FIELDS = ("step", "loss", "cd", "e_pos", "e_neg", "max_abs_energy", "grad_norm", "wall_s")
+STAT_FIELDS = ("loss", "cd", "e_pos", "e_neg", "max_abs_energy")  # what step_gradients reports, in this order
 
 
 class TrainingDiverged(RuntimeError):
@@ -103,6 +106,30 @@ def contrastive_divergence_loss(e_pos: torch.Tensor, e_neg: torch.Tensor, reg: f
     return e_pos.mean() - e_neg.mean() + reg * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
 
 
+def step_gradients(model: EnergyTransformer, config: TrainConfig, blocked: torch.Tensor, context: torch.Tensor,
+                   init: torch.Tensor, noise: torch.Tensor, *, accum: int = 1,
+                   autocast_dtype: torch.dtype | None = None):
+    """One micro-batch of contrastive divergence as a pure function of its random inputs.
+
+    ``context`` (B, N, D) real points, ``init`` (B, N·S, D) chain starts, ``noise`` (T, B, N·S, D) standard normals,
+    ``blocked`` = ``prefix_blocked(N, negative_positions(N, S))`` on the same device. Runs the Langevin negatives
+    (:func:`~ambridge.icl.sampler.run_chains`), the loss, and the gradients of loss / ``accum`` w.r.t. the model's
+    parameters → (negatives (B, N·S, D), stats (5,) in the order of :data:`STAT_FIELDS`, gradients (one per
+    parameter)). It changes nothing (no ``.grad``, no optimizer), reads nothing back to the host and copies nothing
+    to the device: the eager trainer calls it, and a :class:`~ambridge.runtime.CapturedCall` can replay it."""
+    negatives = run_chains(model, context, init, blocked, noise, step_size=config.step_size,
+                           noise_std=config.noise_std, box=config.task.box, autocast_dtype=autocast_dtype).final
+    with _autocast(context.device, autocast_dtype):
+        e_pos, cache = model.energies_and_cache(context)
+        e_neg = model.cached_energies(cache, negatives, blocked)
+    e_pos, e_neg = e_pos.float(), e_neg.float()
+    loss = contrastive_divergence_loss(e_pos, e_neg, config.reg)
+    grads = torch.autograd.grad(loss / accum, list(model.parameters()))  # as (loss / accum).backward() would
+    stats = torch.stack([loss, e_pos.mean() - e_neg.mean(), e_pos.mean(), e_neg.mean(),
+                         torch.maximum(e_pos.abs().max(), e_neg.abs().max())]).detach()
+    return negatives, stats, grads
+
+
 def _rng_states() -> dict:
     states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -122,13 +149,21 @@ class Trainer:
     """``Trainer(config, device).train()``; ``Trainer.resume(path)`` continues an interrupted run exactly.
 
     ``checkpoint_path``: where checkpoints go (every ``config.checkpoint_every`` steps and at the end); None keeps
-    them in memory only. ``autocast``: None → bf16 autocast on CUDA, float32 on CPU.
+    them in memory only. ``autocast``: None → bf16 autocast on CUDA, float32 on CPU. ``cuda_graph``: replay each
+    micro-batch's sampling, loss and gradients (:func:`step_gradients`) from a CUDA graph captured at the first step
+    (CUDA only): the same arithmetic without hundreds of kernel launches from Python per Langevin step. The random
+    inputs are drawn from the same generators in the same order either way.
     """
 
     def __init__(self, config: TrainConfig, device: str | torch.device = "cpu", *,
-                 checkpoint_path: str | os.PathLike | None = None, autocast: bool | None = None):
+                 checkpoint_path: str | os.PathLike | None = None, autocast: bool | None = None,
+                 cuda_graph: bool = False):
         self.config = config
         self.device = torch.device(device)
+        if cuda_graph and self.device.type != "cuda":
+            raise checks.ParameterError("cuda_graph", cuda_graph, f"needs a CUDA device (this trainer's is {device})")
+        self.cuda_graph = bool(cuda_graph)
+        self._captured: CapturedCall | None = None
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         use_autocast = self.device.type == "cuda" if autocast is None else autocast
         self.autocast_dtype = torch.bfloat16 if use_autocast else None
@@ -141,26 +176,36 @@ class Trainer:
         self.log: list[dict] = []
         self.wall_s = 0.0
         self.last_checkpoint: Path | None = None
+        self._blocked: torch.Tensor | None = None  # which real tokens each negative may not see, built once
 
     # ------------------------------------------------------------------------------------------------ one step
-    def _micro_batch(self) -> tuple[torch.Tensor, dict]:
+    def draw_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The random inputs of one micro-batch, on the CPU: context (B, N, D) from the data stream, then chain
+        starts (B, N·S, D) and Langevin noise (T, B, N·S, D) from the sampler's generator, in that order."""
         c = self.config
         context, _ = self.stream.batch(c.batch_size)
-        context = context.to(self.device)
-        negatives = langevin_negatives(self.model, context, n_negatives=c.n_negatives, n_steps=c.langevin_steps,
-                                       step_size=c.step_size, noise_std=c.noise_std, box=c.task.box,
-                                       generator=self.generator, autocast_dtype=self.autocast_dtype)
-        b, n, s, d = negatives.shape
-        positions = negative_positions(n, s)  # on the CPU: checking it needs no GPU sync
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
-            e_pos, e_neg = self.model.candidate_energies(context, negatives.reshape(b, n * s, d), positions)
-        e_pos, e_neg = e_pos.float(), e_neg.float()
-        loss = contrastive_divergence_loss(e_pos, e_neg, c.reg)
-        stats = {"loss": loss.detach(), "cd": (e_pos.mean() - e_neg.mean()).detach(),
-                 "e_pos": e_pos.mean().detach(), "e_neg": e_neg.mean().detach(),
-                 "max_abs_energy": torch.maximum(e_pos.abs().max(), e_neg.abs().max()).detach()}
-        return loss, stats
+        b, n, d = context.shape
+        m = n * c.n_negatives
+        init = uniform_init((b, n, c.n_negatives, d), c.task.box, generator=self.generator, dtype=context.dtype)
+        noise = torch.randn((c.langevin_steps, b, m, d), generator=self.generator, dtype=context.dtype)
+        return context, init.reshape(b, m, d), noise
+
+    def _micro_batch(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(stats (5,), gradients of loss / ``grad_accum``) of one micro-batch, eager or from the captured graph."""
+        context, init, noise = self.draw_inputs()
+        if self._blocked is None or self._blocked.shape != (init.shape[1], context.shape[1]):
+            positions = negative_positions(context.shape[1], self.config.n_negatives, device=self.device)
+            self._blocked = prefix_blocked(context.shape[1], positions)
+
+        def step(context, init, noise):
+            return step_gradients(self.model, self.config, self._blocked, context, init, noise,
+                                  accum=self.config.grad_accum, autocast_dtype=self.autocast_dtype)[1:]
+
+        if not self.cuda_graph:
+            return step(context.to(self.device), init.to(self.device), noise.to(self.device))
+        if self._captured is None:  # captured at the first step; later steps replay it
+            self._captured = CapturedCall(step, *(t.to(self.device) for t in (context, init, noise)))
+        return self._captured(context, init, noise)
 
     def train_step(self) -> dict:
         """One optimizer step (``grad_accum`` micro-batches). Raises :class:`TrainingDiverged` instead of applying
@@ -169,11 +214,14 @@ class Trainer:
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
-        for _ in range(c.grad_accum):
-            loss, stats = self._micro_batch()
-            (loss / c.grad_accum).backward()
-            values = torch.stack(list(stats.values())).tolist()  # one device sync per micro-batch
-            for k, v in zip(stats, values):
+        params = list(self.model.parameters())
+        for i in range(c.grad_accum):
+            stats, grads = self._micro_batch()
+            for p, g in zip(params, grads):  # what (loss / grad_accum).backward() would accumulate
+                # a captured graph overwrites its outputs at the next replay: keep a copy
+                p.grad = (g.clone() if self.cuda_graph else g) if i == 0 else p.grad + g
+            values = stats.tolist()  # one device sync per micro-batch
+            for k, v in zip(STAT_FIELDS, values):
                 totals[k] = max(totals.get(k, 0.0), v) if k == "max_abs_energy" else totals.get(k, 0.0) + v / c.grad_accum
         if not all(np.isfinite(v) for v in totals.values()):
             raise TrainingDiverged(self.step, f"non-finite loss ({totals['loss']})", self.last_checkpoint)
@@ -267,12 +315,13 @@ class Trainer:
 
     @classmethod
     def resume(cls, path: str | os.PathLike, device: str | torch.device = "cpu", *,
-               autocast: bool | None = None) -> "Trainer":
+               autocast: bool | None = None, cuda_graph: bool = False) -> "Trainer":
         """A trainer in exactly the state of the checkpoint at ``path``; later checkpoints go to the same path."""
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("kind") != "icl-energy-trainer":
             raise ValueError(f"{path} is not a training checkpoint of ambridge.icl")
-        trainer = cls(TrainConfig.from_dict(state["config"]), device, checkpoint_path=path, autocast=autocast)
+        trainer = cls(TrainConfig.from_dict(state["config"]), device, checkpoint_path=path, autocast=autocast,
+                      cuda_graph=cuda_graph)
         trainer.load_state_dict(state)
         trainer.last_checkpoint = Path(path)
         return trainer
