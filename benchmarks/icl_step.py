@@ -7,7 +7,11 @@ contrastive-divergence loss, backward, clip, Adam. The two paths share the model
   appended to its prefix and run through the transformer on its own, N·S·T sequential passes per micro-batch, and
   the negatives' energies for the loss are again N·S separate passes;
 - **vectorised**: :func:`ambridge.icl.langevin_negatives` — all chains are extra tokens of one masked pass per
-  Langevin step, and the loss takes the real sequence and the negatives in one more pass.
+  Langevin step, and the loss takes the real sequence and the negatives in one more pass;
+- **captured** (CUDA only, unless ``--no-graph``): the same arithmetic as the trainer computes it
+  (:func:`ambridge.icl.train.step_gradients`), recorded once in a CUDA graph (:class:`ambridge.runtime.CapturedCall`)
+  and replayed: on a GPU a small model's step is launch-bound, hundreds of kernels of microseconds each. The
+  capture's one-time cost is reported apart; its negatives are compared with the vectorised path's.
 
 Both paths are timed in the same run, alternately, after a warm-up; the median is reported with the speed-up, and
 the largest difference between their negatives. Then the vectorised step against the machine (``roofline.py``): its
@@ -46,8 +50,11 @@ from icl_loop_sampler import loop_negatives  # noqa: E402
 from roofline import count_matmuls, matmul_rates, profile_summary, roofline  # noqa: E402
 
 from ambridge.icl import (EnergyTransformer, ModelConfig, MixtureStream, MixtureTask,  # noqa: E402
-                          contrastive_divergence_loss, langevin_negatives, negative_positions, uniform_init)
-from ambridge.runtime import Stopwatch, hardware_summary, select_device  # noqa: E402
+                          TrainConfig, contrastive_divergence_loss, langevin_negatives, negative_positions,
+                          uniform_init)
+from ambridge.icl.layers import prefix_blocked  # noqa: E402
+from ambridge.icl.train import step_gradients  # noqa: E402
+from ambridge.runtime import CapturedCall, Stopwatch, hardware_summary, select_device  # noqa: E402
 from ambridge.book.records import run_record
 
 CONFIGS = {
@@ -69,6 +76,7 @@ def parse_args(argv=None):  # noqa: D103
                    help="feed-forward width for every config (default: the config's; 0: 4·d_model)")
     p.add_argument("--skip-loop", action="store_true", help="time the vectorised step only (no loop reference)")
     p.add_argument("--no-roofline", action="store_true", help="skip the FLOP count, matmul rates and profile")
+    p.add_argument("--no-graph", action="store_true", help="CUDA: skip the step replayed from a CUDA graph")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per path; the median is reported")
     p.add_argument("--loop-repeats", type=int, default=0, help="timed loop steps (default: --repeats)")
     p.add_argument("--negatives", type=int, default=3)
@@ -83,12 +91,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unknown"
 
 
-def make_step(path, model, optimizer, context, init, noise, cfg, args, autocast_dtype):
-    """One optimizer step along ``path`` ("loop" | "vectorised"); returns the negatives."""
+def make_step(path, model, optimizer, context, init, noise, cfg, args, autocast_dtype, captured=None):
+    """One optimizer step along ``path`` ("loop" | "vectorised" | "captured"); returns the negatives."""
     b, n, s, d = init.shape
     ac = dict(device_type=context.device.type, dtype=autocast_dtype or torch.float32,
               enabled=autocast_dtype is not None)
     optimizer.zero_grad(set_to_none=True)
+    if path == "captured":  # the graph's outputs are overwritten at the next replay: keep a copy of the negatives
+        neg, _, grads = captured(context, init.reshape(b, n * s, d), noise.reshape(-1, b, n * s, d))
+        for p, g in zip(model.parameters(), grads):
+            p.grad = g
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        optimizer.step()
+        return neg.reshape(b, n, s, d).clone()
     if path == "loop":
         neg = loop_negatives(model, context, init, noise, step_size=cfg["step_size"], noise_std=args.noise,
                              box=15.0, autocast_dtype=autocast_dtype)
@@ -126,20 +141,33 @@ def bench_config(name, cfg, args, device, loop_warmup=True):
     noise = torch.randn((cfg["langevin_steps"], b, n, s, d), generator=g).to(device)
     # Fresh optimizers per path so both start from the same parameters each repeat.
     start_state = {k: v.clone() for k, v in model.state_dict().items()}
-    times = {"vectorised": [], "loop": []}
+    times = {"vectorised": [], "loop": [], "captured": []}
     negs = {}
-    repeats = {"vectorised": args.repeats, "loop": 0 if args.skip_loop else args.loop_repeats or args.repeats}
+    repeats = {"vectorised": args.repeats, "loop": 0 if args.skip_loop else args.loop_repeats or args.repeats,
+               "captured": args.repeats if device.type == "cuda" and not args.no_graph else 0}
+    captured, capture_s = None, None
+    if repeats["captured"]:
+        train_config = TrainConfig(model=mcfg, batch_size=b, n_negatives=s, langevin_steps=cfg["langevin_steps"],
+                                   step_size=cfg["step_size"], noise_std=args.noise)
+        blocked = prefix_blocked(n, negative_positions(n, s, device=device))
+
+        def pure_step(c, i, z):
+            return step_gradients(model, train_config, blocked, c, i, z, autocast_dtype=autocast_dtype)
+
+        with Stopwatch(device) as sw:  # two warm-up calls on a side stream, then the capture
+            captured = CapturedCall(pure_step, context, init.reshape(b, n * s, d), noise.reshape(-1, b, n * s, d))
+        capture_s = sw.seconds
     print(f"[{name}] d_model {mcfg.d_model}, {mcfg.n_layers} layers, {mcfg.n_heads} heads, feed-forward "
           f"{mcfg.feedforward}, {n_params:,} parameters; batch {b}, {n} points, {s} negatives/point, "
           f"{cfg['langevin_steps']} Langevin steps", flush=True)
     for rep in range(-1, max(repeats.values())):  # rep -1 is the warm-up
-        for path in ("vectorised", "loop"):
-            if rep >= repeats[path] or (rep < 0 and path == "loop" and (not loop_warmup or not repeats[path])):
+        for path in ("vectorised", "captured", "loop"):
+            if not repeats[path] or rep >= repeats[path] or (rep < 0 and path == "loop" and not loop_warmup):
                 continue
             model.load_state_dict(start_state)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
             with Stopwatch(device) as sw:
-                negs[path] = make_step(path, model, opt, context, init, noise, cfg, args, autocast_dtype)
+                negs[path] = make_step(path, model, opt, context, init, noise, cfg, args, autocast_dtype, captured)
             if rep >= 0:
                 times[path].append(sw.seconds)
             print(f"  {path:10s} {'warm-up' if rep < 0 else f'repeat {rep}'}: {sw.seconds:.3f} s", flush=True)
@@ -149,6 +177,16 @@ def bench_config(name, cfg, args, device, loop_warmup=True):
            "negatives": s, "langevin_steps": cfg["langevin_steps"], "precision": "bf16" if autocast_dtype else "fp32",
            "loop_s": med["loop"], "vectorised_s": med["vectorised"], "speedup": med["loop"] / med["vectorised"],
            "max_abs_negative_difference": diff, "times": times}
+    if "captured" in negs:
+        gap = (negs["captured"] - negs["vectorised"]).abs()
+        row.update(captured_s=med["captured"], capture_once_s=capture_s,
+                   graph_speedup=med["vectorised"] / med["captured"],
+                   captured_vs_vectorised_max_abs=gap.max().item(),
+                   captured_vs_vectorised_median_abs=gap.median().item())
+        print(f"[{name}] captured {med['captured']:.4f} s per step (capture once {capture_s:.2f} s): "
+              f"{row['graph_speedup']:.1f}x the eager vectorised step; negatives differ by at most "
+              f"{row['captured_vs_vectorised_max_abs']:.2e} (median {row['captured_vs_vectorised_median_abs']:.1e})",
+              flush=True)
     print(f"[{name}] loop {med['loop']:.3f} s, vectorised {med['vectorised']:.4f} s per step: "
           f"speed-up {row['speedup']:.1f}x; max |negatives difference| {diff:.2e}", flush=True)
     if not args.no_roofline:

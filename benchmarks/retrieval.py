@@ -6,7 +6,13 @@ for every i, timed along two paths over the same query chunks (repeats interleav
 - ``naive``:   ``torch.cdist(chunk, x)**2``, softmax over −dist²/(2σ²), then ``weights @ x``, in float32;
 - ``library``: ``ambridge.dynamics.mean_shift_step(chunk, x, sigma)`` — the points lie on the unit sphere, so it
   takes the mask-free ``scaled_dot_product_attention`` path — in float32, and with ``precision=`` float16 and
-  bfloat16 where the device supports them.
+  bfloat16 where the device supports them;
+- ``bare``: ``torch.nn.functional.scaled_dot_product_attention`` alone, in the same precisions and chunks, on
+  tensors cast and shaped (1, 1, N, d) before the timing starts: what the fused kernel costs with none of the
+  library's checks, casts and reshapes. ``bare-1call`` is the same with all N queries in one call (no chunking):
+  the kernel spreads a call over blocks of queries, and a chunk too small to fill the GPU's multiprocessors
+  several times over leaves them idle. The summary gives library ÷ bare, and on a GPU with a known dense
+  half-precision peak (``--peak-tflops``) the fraction of that peak each half-precision path reaches.
 
 Every timed path is checked: the table gives the largest |difference| from the naive float32 result over the
 whole sweep, and from a float64 reference on the first 512 queries. Flops are counted as 4·N²·d (the two matmuls).
@@ -34,6 +40,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 try:
     import ambridge  # noqa: F401
@@ -70,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--no-malloc-tuning", action="store_true",
                    help="CPU: leave glibc's allocator as it is (default: keep freed memory, see keep_freed_memory)")
+    p.add_argument("--no-bare", action="store_true", help="skip the bare scaled_dot_product_attention paths")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's dense fp16/bf16 peak in TFLOP/s (default: known for H100/H200, else none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="folder for the JSON result")
     args = p.parse_args(argv)
@@ -105,6 +115,23 @@ def naive_sweep(x: torch.Tensor, sigma: float, chunk: int) -> torch.Tensor:
 
 def library_sweep(x: torch.Tensor, sigma: float, chunk: int, precision: torch.dtype | None) -> torch.Tensor:
     return torch.cat([mean_shift_step(q, x, sigma, precision=precision) for q in x.split(chunk)])
+
+
+def bare_sweep(x4: torch.Tensor, scale: float, chunk: int) -> torch.Tensor:
+    """Fused attention alone: ``x4`` (1, 1, N, d) already in the path's dtype; queries ``chunk`` at a time."""
+    out = torch.cat([F.scaled_dot_product_attention(q, x4, x4, scale=scale) for q in x4.split(chunk, dim=2)], dim=2)
+    return out.reshape(x4.shape[2], x4.shape[3])
+
+
+#: Dense (no sparsity) fp16/bf16 tensor-core peaks in TFLOP/s, from NVIDIA's data sheets (SXM parts).
+DENSE_HALF_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0}
+
+
+def half_peak(device: torch.device, given: float | None) -> float | None:
+    if given is not None or device.type != "cuda":
+        return given
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in DENSE_HALF_PEAK_TFLOPS.items() if k in name), None)
 
 
 def reference_fp64(x: torch.Tensor, sigma: float, n_ref: int) -> tuple[torch.Tensor, dict]:
@@ -219,9 +246,10 @@ def main(argv=None) -> int:
     for name, reason in skipped.items():
         print(f"  library path in {name} skipped on {device.type}: {reason}")
 
-    header = (f"{'N':>7} {'d':>4} {'path':<8} {'prec':<5} {'median ms':>10} {'min ms':>8} {'patterns/s':>11} {'TFLOP/s':>8} "
+    header = (f"{'N':>7} {'d':>4} {'path':<10} {'prec':<5} {'median ms':>10} {'min ms':>8} {'patterns/s':>11} {'TFLOP/s':>8} "
               f"{'speed-up':>8} {'max|Δ| naive':>12} {'max|Δ| fp64':>11}")
-    rows, summary = [], []
+    rows, summary, bare_ratios = [], [], []
+    peak = half_peak(device, args.peak_tflops)
     t_start = time.perf_counter()
     for d in dims:
         for n in sizes:
@@ -239,17 +267,23 @@ def main(argv=None) -> int:
             for name in precisions:
                 dtype = None if name == "fp32" else PRECISIONS[name]
                 paths[("library", name)] = lambda dtype=dtype: library_sweep(x, sigma, chunk, dtype)
+            for name in ([] if args.no_bare else precisions):
+                x4 = x.to(PRECISIONS[name])[None, None].contiguous()  # cast and shaped outside the timing
+                paths[("bare", name)] = lambda x4=x4: bare_sweep(x4, 1 / sigma**2, chunk)
+                if chunk < n:
+                    paths[("bare-1call", name)] = lambda x4=x4: bare_sweep(x4, 1 / sigma**2, n)
             results = time_paths(paths, device, args.repeats, args.warmup)
             naive = results[("naive", "fp32")]
             naive_out, naive_ms = (None, None) if isinstance(naive, str) else (naive[1], statistics.median(naive[0]) * 1e3)
-            speedups = {}
+            speedups, ms_by_path = {}, {}
             for (path, prec), result in results.items():
                 if isinstance(result, str):
-                    print(f"{n:>7} {d:>4} {path:<8} {prec:<5}  {result}")
+                    print(f"{n:>7} {d:>4} {path:<10} {prec:<5}  {result}")
                     rows.append({"N": n, "d": d, "path": path, "precision": prec, "chunk": chunk, "error": result})
                     continue
                 times, out = result
                 ms, ms_min = statistics.median(times) * 1e3, min(times) * 1e3
+                out = out.float()
                 err_naive = float((out - naive_out).abs().max()) if naive_out is not None else None
                 err_ref = float((out[: ref.shape[0]].double() - ref).abs().max())
                 speedup = naive_ms / ms if naive_ms is not None else None
@@ -261,15 +295,34 @@ def main(argv=None) -> int:
                     "speedup_vs_naive": None if speedup is None else round(speedup, 3),
                     "max_abs_err_vs_naive": err_naive, "max_abs_err_vs_fp64_first_queries": err_ref, **softmax_stats,
                 }
+                if peak and prec in ("fp16", "bf16"):
+                    row["fraction_of_half_peak"] = round(tflops / peak, 4)
+                if path == "bare-1call":
+                    row["chunk"] = n
                 rows.append(row)
                 if path == "library" and speedup is not None:
                     speedups[prec] = speedup
+                ms_by_path[(path, prec)] = ms
                 sp = "n/a" if speedup is None else f"{speedup:.2f}x"
                 en = "n/a" if err_naive is None else f"{err_naive:.2e}"
-                print(f"{n:>7} {d:>4} {path:<8} {prec:<5} {ms:>10.2f} {ms_min:>8.2f} {n / (ms / 1e3):>11.3g} "
+                print(f"{n:>7} {d:>4} {path:<10} {prec:<5} {ms:>10.2f} {ms_min:>8.2f} {n / (ms / 1e3):>11.3g} "
                       f"{tflops:>8.3f} {sp:>8} {en:>12} {err_ref:>11.2e}")
             del results, out, paths
             summary.append((n, d, speedups))
+            for prec in precisions:
+                lib, bare, one = (ms_by_path.get((p, prec)) for p in ("library", "bare", "bare-1call"))
+                if lib and bare:
+                    entry = {"N": n, "d": d, "precision": prec, "library_over_bare": round(lib / bare, 4)}
+                    line = f"  {prec}: library {lib:.3f} ms = {bare / lib:.1%} of the bare call's speed"
+                    if one:
+                        entry["library_over_bare_1call"] = round(lib / one, 4)
+                        line += f"; bare in one call {one:.3f} ms ({bare / one:.2f}x the chunked bare call)"
+                    if peak and prec in ("fp16", "bf16"):
+                        best = min(v for v in (lib, bare, one) if v)
+                        entry["best_fraction_of_half_peak"] = round(4 * n * n * d / (best / 1e3) / 1e12 / peak, 4)
+                        line += f"; best path at {entry['best_fraction_of_half_peak']:.0%} of the {peak:g} TFLOP/s peak"
+                    bare_ratios.append(entry)
+                    print(line)
             del x, ref, naive_out
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -285,14 +338,15 @@ def main(argv=None) -> int:
         "chunk": chunk_arg, "beta": args.beta, "sigma": sigma, "precisions": precisions,
         "skipped_precisions": skipped, "seed": args.seed, "flops_per_sweep": "4*N^2*d",
         "fp64_reference_queries": N_REF, "torch_threads": torch.get_num_threads(),
-        "glibc_keeps_freed_memory": malloc_tuned,
+        "glibc_keeps_freed_memory": malloc_tuned, "bare_paths": not args.no_bare, "dense_half_peak_tflops": peak,
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
     }
     if device.type == "cuda":
         parameters["allow_tf32"] = {
             "matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32,
         }
-    record = run_record(parameters, wall_time_s=wall, device=device, benchmark="retrieval", rows=rows)
+    record = run_record(parameters, wall_time_s=wall, device=device, benchmark="retrieval", rows=rows,
+                        library_vs_bare=bare_ratios)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_file = out_dir / f"retrieval-{device.type}-{hardware_slug(device)}.json"
