@@ -298,3 +298,19 @@ def test_publish_results_writes_only_under_the_runner(tmp_path, monkeypatch):
     assert json.loads(target.read_text()) == {"a": 1.5, "b": 2, "name": "x"}
     with pytest.raises(TypeError, match="result `c`"):
         publish_results(c=[1, 2])
+
+
+def test_git_commit_falls_back_to_the_commit_given_for_a_copy_without_history(monkeypatch):
+    import subprocess as sp
+
+    from ambridge.book import records
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setattr(records.subprocess, "run", lambda *a, **k: sp.CompletedProcess(a, 128, "HEAD\n", ""))
+    monkeypatch.delenv(records.COMMIT_ENV, raising=False)
+    assert records.git_commit() == "unknown"
+    monkeypatch.setenv(records.COMMIT_ENV, sha)
+    assert records.git_commit() == f"{sha} (given)"
+    monkeypatch.setenv(records.COMMIT_ENV, "main")
+    with pytest.raises(ValueError, match="AMBRIDGE_COMMIT"):
+        records.git_commit()

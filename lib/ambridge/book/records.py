@@ -37,15 +37,25 @@ def repo_root() -> Path:
     raise FileNotFoundError("cannot find the book's root (a folder with _toc.yml and lib/ambridge)")
 
 
+#: The commit to record where the tree has no git history (a copy sent to a GPU machine): set by the sender.
+COMMIT_ENV = "AMBRIDGE_COMMIT"
+
+
 def git_commit() -> str:
+    """The checkout's commit; else ``$AMBRIDGE_COMMIT`` (40 hex digits, marked "(given)"); else "unknown"."""
+    given = os.environ.get(COMMIT_ENV, "").strip().lower()
+    if given and not re.fullmatch(r"[0-9a-f]{40}", given):
+        raise ValueError(f"${COMMIT_ENV} must be a full 40-hex-digit commit, got {given!r}")
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
         )
         sha = out.stdout.strip()
-        return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else "unknown"  # a copy without history prints "HEAD"
+        if re.fullmatch(r"[0-9a-f]{40}", sha):  # a copy without history prints "HEAD"
+            return sha
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        pass
+    return f"{given} (given)" if given else "unknown"
 
 
 def run_record(parameters: dict, *, wall_time_s: float, device: str | torch.device = "cpu", **results) -> dict:
