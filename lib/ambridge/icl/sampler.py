@@ -30,7 +30,7 @@ from .layers import prefix_blocked
 from .model import EnergyTransformer
 
 __all__ = ["LangevinRun", "uniform_init", "langevin_candidates", "run_chains", "negative_positions",
-           "langevin_negatives"]
+           "langevin_negatives", "mixed_precision"]
 
 
 class LangevinRun(NamedTuple):
@@ -44,7 +44,8 @@ def uniform_init(shape, box: float, *, generator: torch.Generator | None = None,
     return (2 * torch.rand(shape, generator=generator, dtype=dtype) - 1) * box
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def mixed_precision(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on ``device`` (e.g. bfloat16 on a GPU), or nothing when ``dtype`` is None."""
     if dtype is None:
         return contextlib.nullcontext()
     # No cast cache: a CUDA graph capture must not keep cast weights alive across calls (same values either way).
@@ -105,13 +106,13 @@ def run_chains(model: EnergyTransformer, context: torch.Tensor, x: torch.Tensor,
     (T, B, M, D), all on one device. It reads no tensor back to the host and copies nothing to the device, so it
     can be captured in a CUDA graph (:class:`ambridge.runtime.CapturedCall`)."""
     device = context.device
-    with torch.no_grad(), _autocast(device, autocast_dtype):
+    with torch.no_grad(), mixed_precision(device, autocast_dtype):
         cache = model.context_cache(context.detach())  # the real tokens: fixed while the chains move
     x = x.detach()
     path = [x] if record else None
     for t in range(noise.shape[0]):
         x = x.detach().requires_grad_(True)
-        with torch.enable_grad(), _autocast(device, autocast_dtype):
+        with torch.enable_grad(), mixed_precision(device, autocast_dtype):
             energy = model.cached_energies(cache, x, blocked)
         (grad,) = torch.autograd.grad(energy.float().sum(), x)
         x = (x - step_size * grad + noise_std * noise[t]).detach()

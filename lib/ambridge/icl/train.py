@@ -32,7 +32,7 @@ from ..runtime import CapturedCall
 from .data import MixtureStream, MixtureTask
 from .layers import prefix_blocked
 from .model import EnergyTransformer, ModelConfig
-from .sampler import _autocast, negative_positions, run_chains, uniform_init
+from .sampler import mixed_precision, negative_positions, run_chains, uniform_init
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "contrastive_divergence_loss", "step_gradients",
            "load_model", "LOG_FIELDS", "STAT_FIELDS"]
@@ -119,7 +119,7 @@ def step_gradients(model: EnergyTransformer, config: TrainConfig, blocked: torch
     to the device: the eager trainer calls it, and a :class:`~ambridge.runtime.CapturedCall` can replay it."""
     negatives = run_chains(model, context, init, blocked, noise, step_size=config.step_size,
                            noise_std=config.noise_std, box=config.task.box, autocast_dtype=autocast_dtype).final
-    with _autocast(context.device, autocast_dtype):
+    with mixed_precision(context.device, autocast_dtype):
         e_pos, cache = model.energies_and_cache(context)
         e_neg = model.cached_energies(cache, negatives, blocked)
     e_pos, e_neg = e_pos.float(), e_neg.float()
