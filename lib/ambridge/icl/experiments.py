@@ -50,8 +50,8 @@ from .model import EnergyTransformer, ModelConfig
 from .train import TrainConfig, Trainer, TrainingDiverged, load_model
 
 __all__ = ["QUICK_MODEL", "Grid", "run_id", "run_key", "validation_sets", "run_pool", "validation_errors",
-           "choose_export", "smoothed", "plateau_step", "train_run", "run_grid", "read_manifest", "load_run", "read_validation",
-           "pool_size_summary", "VALIDATION_FIELDS", "MANIFEST_FIELDS"]
+           "choose_export", "smoothed", "plateau_step", "train_run", "run_grid", "read_manifest", "load_run",
+           "read_validation", "pool_size_summary", "VALIDATION_FIELDS", "MANIFEST_FIELDS"]
 
 #: The chapter's quick model: 2 layers, d_model 32, 4 heads, feed-forward 128 (25 537 parameters).
 QUICK_MODEL = ModelConfig(d_model=32, n_heads=4, n_layers=2, dim_feedforward=128)

@@ -190,22 +190,22 @@ class Trainer:
         noise = torch.randn((c.langevin_steps, b, m, d), generator=self.generator, dtype=context.dtype)
         return context, init.reshape(b, m, d), noise
 
+    def _gradients(self, context: torch.Tensor, init: torch.Tensor, noise: torch.Tensor):
+        """(stats, gradients) of :func:`step_gradients` on inputs already on the device: what the graph records."""
+        return step_gradients(self.model, self.config, self._blocked, context, init, noise,
+                              accum=self.config.grad_accum, autocast_dtype=self.autocast_dtype)[1:]
+
     def _micro_batch(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """(stats (5,), gradients of loss / ``grad_accum``) of one micro-batch, eager or from the captured graph."""
-        context, init, noise = self.draw_inputs()
-        if self._blocked is None or self._blocked.shape != (init.shape[1], context.shape[1]):
-            positions = negative_positions(context.shape[1], self.config.n_negatives, device=self.device)
-            self._blocked = prefix_blocked(context.shape[1], positions)
-
-        def step(context, init, noise):
-            return step_gradients(self.model, self.config, self._blocked, context, init, noise,
-                                  accum=self.config.grad_accum, autocast_dtype=self.autocast_dtype)[1:]
-
+        inputs = self.draw_inputs()
+        if self._blocked is None:  # the shapes never change within a run
+            n = inputs[0].shape[1]
+            self._blocked = prefix_blocked(n, negative_positions(n, self.config.n_negatives, device=self.device))
         if not self.cuda_graph:
-            return step(context.to(self.device), init.to(self.device), noise.to(self.device))
+            return self._gradients(*(t.to(self.device) for t in inputs))
         if self._captured is None:  # captured at the first step; later steps replay it
-            self._captured = CapturedCall(step, *(t.to(self.device) for t in (context, init, noise)))
-        return self._captured(context, init, noise)
+            self._captured = CapturedCall(self._gradients, *(t.to(self.device) for t in inputs))
+        return self._captured(*inputs)
 
     def train_step(self) -> dict:
         """One optimizer step (``grad_accum`` micro-batches). Raises :class:`TrainingDiverged` instead of applying
